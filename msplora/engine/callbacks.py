@@ -1,0 +1,178 @@
+"""Trainer callbacks that stream a run into the store and answer stop requests.
+
+`StoreCallback` writes every Trainer log (training loss, learning rate,
+evaluation metrics) as metric rows, adds system metrics (throughput, elapsed
+time, ETA, peak memory), stores a spectra snapshot every `spectra_steps`
+steps, and sets `control.should_training_stop` when the run is cancelled or
+the worker is asked to stop. A non-finite training loss raises
+FloatingPointError, which fails the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from .store import RunStore
+
+logger = logging.getLogger(__name__)
+
+CANCEL_CHECK_INTERVAL_S = 0.5
+PROGRESS_INTERVAL_S = 1.0
+# Summary keys the Trainer logs once at the end of train(); stored as kind "system".
+_SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
+
+
+class StoreCallback(TrainerCallback):
+    """Streams metrics and spectra of one run into the store, and stops it on request.
+
+    After training, `stop_reason` is None (ran to the end), "cancelled" (a cancel
+    request) or "interrupted" (the worker is stopping).
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        run_id: str,
+        *,
+        samples_per_step: int,
+        spectra_steps: int,
+        spectra_fn: Callable[[], dict[str, Any]] | None,
+        stop_event: threading.Event,
+        elapsed_before_s: float = 0.0,
+    ):
+        self.store = store
+        self.run_id = run_id
+        self.samples_per_step = samples_per_step  # batch size x gradient accumulation
+        self.spectra_steps = spectra_steps
+        self.spectra_fn = spectra_fn
+        self.stop_event = stop_event
+        self.elapsed_before_s = elapsed_before_s  # time spent before a resume
+        self.stop_reason: str | None = None
+        self._last_spectra_step: int | None = None
+
+    # ---- Trainer events ----
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start_time = time.monotonic()
+        self._start_step = state.global_step
+        self._last_log = (self._start_time, state.global_step)
+        self._last_cancel_check = 0.0
+        self._last_progress = 0.0
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._write_progress(state, force=True)
+        self._record_spectra(state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.monotonic()
+        if now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL_S:
+            self._last_cancel_check = now
+            if self.store.cancel_requested(self.run_id):
+                self._stop(control, "cancelled", state.global_step)
+        if self.stop_event.is_set():
+            self._stop(control, "interrupted", state.global_step)
+        if state.global_step % self.spectra_steps == 0:
+            self._record_spectra(state.global_step)
+        self._write_progress(state)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        step = state.global_step
+        rows = []
+        for key, value in logs.items():
+            if not isinstance(value, (int, float)):
+                continue
+            rows.append((step, *_kind_and_name(key), value))
+        if "loss" in logs:
+            rows += self._system_rows(state)
+        self.store.add_metrics(self.run_id, rows)
+        self._write_progress(state, force=True)
+
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss} at step {step}; lower learning_rate "
+                "(or check the data for extreme labels)"
+            )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._record_spectra(state.global_step)
+        self._write_progress(state, force=True)
+
+    # ---- helpers ----
+
+    def _stop(self, control, reason: str, step: int) -> None:
+        if self.stop_reason is None:
+            logger.info("run %s: stop requested (%s) at step %d", self.run_id, reason, step)
+            self.stop_reason = reason
+        control.should_training_stop = True
+
+    def _record_spectra(self, step: int) -> None:
+        if self.spectra_fn is None or self._last_spectra_step == step:
+            return
+        self.store.add_spectra(self.run_id, step, self.spectra_fn())
+        self._last_spectra_step = step
+
+    def _system_rows(self, state) -> list[tuple[int, str, str, float]]:
+        """Throughput since the previous training log, elapsed time, ETA and peak memory."""
+        now = time.monotonic()
+        last_time, last_step = self._last_log
+        self._last_log = (now, state.global_step)
+        rows = [
+            (state.global_step, "system", "elapsed_s", self._elapsed_s()),
+            (state.global_step, "system", "peak_memory_mb", peak_memory_mb()),
+        ]
+        if now > last_time and state.global_step > last_step:
+            samples = (state.global_step - last_step) * self.samples_per_step
+            rows.append((state.global_step, "system", "samples_per_s", samples / (now - last_time)))
+        eta = self._eta_s(state)
+        if eta is not None:
+            rows.append((state.global_step, "system", "eta_s", eta))
+        return rows
+
+    def _write_progress(self, state, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        self.store.update_progress(
+            self.run_id, state.global_step, state.max_steps or None, self._elapsed_s(), self._eta_s(state)
+        )
+
+    def _elapsed_s(self) -> float:
+        return self.elapsed_before_s + time.monotonic() - self._start_time
+
+    def _eta_s(self, state) -> float | None:
+        done = state.global_step - self._start_step
+        if done <= 0 or not state.max_steps:
+            return None
+        seconds_per_step = (time.monotonic() - self._start_time) / done
+        return max(state.max_steps - state.global_step, 0) * seconds_per_step
+
+
+def peak_memory_mb() -> float:
+    """Peak memory in MiB: CUDA max allocated when CUDA is in use, else the process's peak RSS."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is in KiB on Linux and in bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def _kind_and_name(key: str) -> tuple[str, str]:
+    """Map a Trainer log key to (kind, name): eval_accuracy -> ("eval", "accuracy")."""
+    if key.startswith("eval_"):
+        return "eval", key[len("eval_"):]
+    if key in _SUMMARY_KEYS:
+        return "system", key
+    return "train", key
