@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -99,6 +100,28 @@ def load_task_data(
         if value is not None and value < 1:
             raise ValueError(f"{name}={value!r} is invalid: use a positive count or None for all rows.")
 
+    with _progress_bars_disabled():
+        return _load(dataset, task, tokenizer, max_length, eval_fraction, seed, text_column, text_pair_column,
+                     label_column, max_train_samples, max_eval_samples)
+
+
+def default_metric_names(problem_type: str, num_labels: int = 2) -> list[str]:
+    """Return the metrics `msplora.metrics` reports for a problem type, primary first."""
+    if problem_type == "single_label_classification":
+        names = ["accuracy", "f1_macro", "matthews_correlation"]
+        return [*names, "f1"] if num_labels == 2 else names
+    if problem_type == "regression":
+        return ["pearson", "spearmanr", "mse"]
+    if problem_type == "causal_lm":
+        return ["loss", "perplexity"]
+    raise ValueError(f"problem_type={problem_type!r} is invalid: use one of {list(PROBLEM_TYPES.values())}.")
+
+
+# -- private helpers -------------------------------------------------------
+def _load(
+    dataset, task, tokenizer, max_length, eval_fraction, seed, text_column, text_pair_column, label_column,
+    max_train_samples, max_eval_samples,
+) -> TaskData:
     raw = read_dataset(dataset, task)
     if raw.glue is not None and raw.glue.task != task:
         raise DataError(f"GLUE task {raw.glue.name!r} is a {raw.glue.task} task, not {task}.")
@@ -153,19 +176,16 @@ def load_task_data(
     )
 
 
-def default_metric_names(problem_type: str, num_labels: int = 2) -> list[str]:
-    """Return the metrics `msplora.metrics` reports for a problem type, primary first."""
-    if problem_type == "single_label_classification":
-        names = ["accuracy", "f1_macro", "matthews_correlation"]
-        return [*names, "f1"] if num_labels == 2 else names
-    if problem_type == "regression":
-        return ["pearson", "spearmanr", "mse"]
-    if problem_type == "causal_lm":
-        return ["loss", "perplexity"]
-    raise ValueError(f"problem_type={problem_type!r} is invalid: use one of {list(PROBLEM_TYPES.values())}.")
-
-
-# -- private helpers -------------------------------------------------------
+@contextlib.contextmanager
+def _progress_bars_disabled():
+    """Silence datasets' progress bars (library code shows no output), restoring the caller's setting."""
+    were_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not were_disabled:
+            datasets.enable_progress_bars()
 
 
 def _check(
