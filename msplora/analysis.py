@@ -1,4 +1,4 @@
-"""What each level learns: singular values, effective rank, energy and redundancy.
+"""Per-level spectra of the adapters: singular values, effective rank, energy and redundancy.
 
 The singular values of an update s * B @ A (B: out x r, A: r x in) come from an
 r x r core instead of the dense out x in matrix. With the reduced QR factorisations

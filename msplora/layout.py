@@ -1,4 +1,4 @@
-"""Where the adapters of a pyramid go: block stacks, roles, groups and the adapter map.
+"""Adapter placement: block stacks, roles, groups and the adapter map.
 
 A *stack* is a ModuleList of repeated transformer blocks (``encoder.layer``,
 ``transformer.h``, ``model.layers``, T5's ``encoder.block`` and ``decoder.block``),

@@ -1,8 +1,8 @@
 """Staged training: unfreeze the levels one after another, global first.
 
 With L levels and N training steps, level k (0 = global) alone is trainable for
-steps [k * N / L, (k + 1) * N / L). The authors' code trains the pyramid this way
-as an option; the paper trains all levels together, which is the default here.
+steps [k * N / L, (k + 1) * N / L). This schedule comes from the MSPLoRA authors'
+published code (a fork of peft 0.5.0); by default all levels train together.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Three things differ from training a plain transformers model:
 
 - MSPLoRAModel.forward takes ``**kwargs``, so Trainer cannot read its signature. It must
   keep every dataset column (``remove_unused_columns=False``; hand it only model inputs
-  and labels) and be told the label names, or evaluation returns no labels.
+  and labels) and receive the label names, or evaluation returns no labels.
 - Checkpoints hold the adapters and modules_to_save only (`save_pretrained`), not the
   frozen base weights, and resuming loads them back.
 - With ``staged=True`` in the config, `StagedTrainingCallback` is added.
