@@ -98,7 +98,8 @@ def load_model(
     else:
         if task == "regression":
             num_labels, problem_type = 1, "regression"
-        head = {"num_labels": num_labels or 2}
+        # A checkpoint with a head for another label count gets a new, randomly initialized head.
+        head = {"num_labels": num_labels or 2, "ignore_mismatched_sizes": True}
         if problem_type is not None:
             head["problem_type"] = problem_type
         model = _from_pretrained(AutoModelForSequenceClassification, location, name, **head, **options)
