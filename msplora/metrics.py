@@ -139,6 +139,9 @@ def _logits(predictions: np.ndarray | tuple) -> np.ndarray:
 def _next_token_accuracy(predicted_ids: np.ndarray | tuple, labels: np.ndarray) -> float:
     """Share of label tokens (not -100) that the model predicted from the previous position."""
     predicted_ids = _logits(predicted_ids)
+    if predicted_ids.ndim == 3:
+        # Full logits (batch, sequence, vocabulary): Trainer ran without preprocess_logits_for_metrics.
+        predicted_ids = predicted_ids.argmax(axis=-1)
     labels = np.asarray(labels)
     # The prediction at position t is for the token at t + 1.
     predicted = predicted_ids[:, :-1].reshape(-1)

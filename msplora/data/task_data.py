@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -20,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .columns import Columns, check_text, prepare_labels, resolve_columns
 from .errors import DataError
+from .quiet import progress_bars_disabled
 from .readers import RawData, read_dataset
 from .tokenize import data_collator, tokenize_causal_lm, tokenize_sequence_classification
 
@@ -61,6 +61,7 @@ class TaskData:
             raise ValueError(f"Empty split: {len(self.train)} train and {len(self.eval)} eval examples.")
 
 
+@progress_bars_disabled()
 def load_task_data(
     dataset: str | os.PathLike,
     task: str,
@@ -80,8 +81,8 @@ def load_task_data(
     `dataset` is a named asset (see `msplora.assets`), a local CSV, TSV,
     JSONL, JSON or Parquet file, a folder written by `save_to_disk`, a GLUE
     task ("glue/sst2", "mrpc", ...) or a hub dataset id. The split is a seeded
-    shuffle (stratified by class for classification when every class has at
-    least two rows); sources that ship a validation split keep it. For
+    shuffle, stratified by class for classification when every class has at
+    least two rows. Sources that ship a validation split keep it. For
     causal-lm, `text_column` is the prompt and `text_pair_column` the
     response; without a response column, plain text is modelled.
 
@@ -100,28 +101,6 @@ def load_task_data(
         if value is not None and value < 1:
             raise ValueError(f"{name}={value!r} is invalid: use a positive count or None for all rows.")
 
-    with _progress_bars_disabled():
-        return _load(dataset, task, tokenizer, max_length, eval_fraction, seed, text_column, text_pair_column,
-                     label_column, max_train_samples, max_eval_samples)
-
-
-def default_metric_names(problem_type: str, num_labels: int = 2) -> list[str]:
-    """Return the metrics `msplora.metrics` reports for a problem type, primary first."""
-    if problem_type == "single_label_classification":
-        names = ["accuracy", "f1_macro", "matthews_correlation"]
-        return [*names, "f1"] if num_labels == 2 else names
-    if problem_type == "regression":
-        return ["pearson", "spearmanr", "mse"]
-    if problem_type == "causal_lm":
-        return ["loss", "perplexity"]
-    raise ValueError(f"problem_type={problem_type!r} is invalid: use one of {list(PROBLEM_TYPES.values())}.")
-
-
-# -- private helpers -------------------------------------------------------
-def _load(
-    dataset, task, tokenizer, max_length, eval_fraction, seed, text_column, text_pair_column, label_column,
-    max_train_samples, max_eval_samples,
-) -> TaskData:
     raw = read_dataset(dataset, task)
     if raw.glue is not None and raw.glue.task != task:
         raise DataError(f"GLUE task {raw.glue.name!r} is a {raw.glue.task} task, not {task}.")
@@ -156,7 +135,12 @@ def _load(
     train_tokens = _tokenize(train, tokenizer, columns, task, max_length)
     eval_tokens = _tokenize(evaluation, tokenizer, columns, task, max_length)
     problem_type = PROBLEM_TYPES[task]
-    num_labels = len(label_names) if label_names else (1 if task == "regression" else 0)
+    if label_names:
+        num_labels = len(label_names)
+    elif task == "regression":
+        num_labels = 1
+    else:
+        num_labels = 0
     metric_names = list(raw.glue.metric_names) if raw.glue else default_metric_names(problem_type, num_labels)
     logger.info(
         "Loaded %s for %s: %d train and %d eval examples.", raw.source, task, len(train_tokens), len(eval_tokens)
@@ -176,18 +160,19 @@ def _load(
     )
 
 
-@contextlib.contextmanager
-def _progress_bars_disabled():
-    """Silence datasets' progress bars (library code shows no output), restoring the caller's setting."""
-    were_disabled = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not were_disabled:
-            datasets.enable_progress_bars()
+def default_metric_names(problem_type: str, num_labels: int = 2) -> list[str]:
+    """Return the metrics `msplora.metrics` reports for a problem type, primary first."""
+    if problem_type == "single_label_classification":
+        names = ["accuracy", "f1_macro", "matthews_correlation"]
+        return [*names, "f1"] if num_labels == 2 else names
+    if problem_type == "regression":
+        return ["pearson", "spearmanr", "mse"]
+    if problem_type == "causal_lm":
+        return ["loss", "perplexity"]
+    raise ValueError(f"problem_type={problem_type!r} is invalid: use one of {list(PROBLEM_TYPES.values())}.")
 
 
+# -- private helpers -------------------------------------------------------
 def _check(
     dataset: datasets.Dataset, columns: Columns, task: str, *, require_classes: bool = True
 ) -> tuple[datasets.Dataset, list[str] | None]:
@@ -239,7 +224,7 @@ def _split(
     train, evaluation = parts["train"], parts["test"]
     if task == "classification" and len(set(train["label"])) < 2:
         raise DataError(
-            f"The train split of {train_rows} rows holds a single class; add rows of the other classes "
+            f"The train split of {train_rows} rows contains a single class; add rows of the other classes "
             f"or lower eval_fraction={eval_fraction}."
         )
     return train, evaluation

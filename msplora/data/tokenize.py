@@ -65,16 +65,18 @@ def tokenize_causal_lm(
         encode = _pair_encoder(tokenizer, text_column, response_column, max_length)
     encoded = dataset.map(encode, batched=True, remove_columns=dataset.column_names, keep_in_memory=True)
 
-    kept = encoded.filter(lambda labels: any(label != IGNORE_INDEX for label in labels), input_columns="labels")
-    dropped = len(encoded) - len(kept)
+    trainable = encoded.filter(
+        lambda labels: any(label != IGNORE_INDEX for label in labels), input_columns="labels", keep_in_memory=True
+    )
+    dropped = len(encoded) - len(trainable)
     if dropped:
         logger.warning("Dropped %d of %d examples whose response did not fit in max_length=%d.", dropped, len(encoded), max_length)
-    if len(kept) == 0 and len(encoded) > 0:
+    if len(trainable) == 0 and len(encoded) > 0:
         raise DataError(
             f"No example keeps a response token within max_length={max_length}: the prompts are too long. "
             f"Raise max_length."
         )
-    return kept
+    return trainable
 
 
 def data_collator(tokenizer: PreTrainedTokenizerBase, problem_type: str):
