@@ -120,7 +120,13 @@ class StoreCallback(TrainerCallback):
     def _record_spectra(self, step: int) -> None:
         if self.spectra_fn is None or self._last_spectra_step == step:
             return
-        self.store.add_spectra(self.run_id, step, self.spectra_fn())
+        try:
+            spectra = self.spectra_fn()
+        except torch.linalg.LinAlgError as exc:  # the SVD meets NaN or inf adapter weights
+            raise FloatingPointError(
+                f"adapter weights are not finite at step {step} (training diverged); lower learning_rate"
+            ) from exc
+        self.store.add_spectra(self.run_id, step, spectra)
         self._last_spectra_step = step
 
     def _system_rows(self, state) -> list[tuple[int, str, str, float]]:

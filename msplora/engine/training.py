@@ -2,8 +2,9 @@
 
 The training loop is transformers' `Trainer` (mixed precision on CUDA, gradient
 accumulation, checkpoints every `save_steps`, resume from the last checkpoint).
-`StoreCallback` streams the run into the store; `StagedTrainingCallback`
-unfreezes the pyramid's levels in turn when `spec.staged` is set.
+`StoreCallback` streams the run into the store; `MSPLoRATrainer` adds
+`StagedTrainingCallback`, which unfreezes the pyramid's levels in turn, when
+`spec.staged` is set.
 """
 
 from __future__ import annotations
@@ -11,22 +12,16 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 
 import pandas as pd
-import safetensors.torch
 import torch
-from transformers import (
-    DataCollatorForSeq2Seq,
-    DataCollatorWithPadding,
-    PreTrainedModel,
-    Trainer,
-    TrainingArguments,
-    set_seed,
-)
+from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, PrinterCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
+
+from msplora.metrics import trainer_metric_kwargs
+from msplora.trainer import MSPLoRATrainer
 
 from .adapters import AdaptedModel, adapt_model
 from .callbacks import StoreCallback
@@ -36,7 +31,6 @@ from .store import RunStore
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS_DIR = "checkpoints"
-ADAPTER_WEIGHTS = "adapter.safetensors"
 # Columns a model batch may carry besides the model's own forward arguments.
 _LABEL_COLUMNS = ("label", "labels")
 
@@ -56,6 +50,8 @@ def execute_run(
     task_data, base_model, tokenizer = load_model_and_data(spec)
     adapted = adapt_model(spec, base_model)
     store.set_budget(run_id, adapted.budget)
+    if not run["resume"] and getattr(task_data, "majority_baseline", None) is not None:
+        store.add_metrics(run_id, [(0, "system", "majority_baseline", task_data.majority_baseline)])
 
     resume_from = None
     if run["resume"]:
@@ -135,7 +131,7 @@ def build_trainer(
     run_dir: Path,
     device: str,
     store_callback: StoreCallback,
-) -> Trainer:
+) -> MSPLoRATrainer:
     """Build the Trainer for a run: arguments from the spec, callbacks, metrics, collator."""
     has_eval = task_data.eval is not None and len(task_data.eval) > 0
     args = TrainingArguments(
@@ -168,70 +164,26 @@ def build_trainer(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    callbacks = [store_callback]
-    if spec.staged:
-        from msplora.staged import StagedTrainingCallback
-
-        callbacks.append(StagedTrainingCallback(adapted.model, args.max_steps))
-
-    trainer_class = Trainer if _trainer_saves_natively(adapted.model) else AdapterTrainer
+    # MSPLoRATrainer checkpoints the adapters only and adds StagedTrainingCallback when
+    # the config is staged; for a PEFT model it behaves as the plain Trainer.
     inner_model = _inner_model(adapted.model)
-    return trainer_class(
+    trainer = MSPLoRATrainer(
         model=adapted.model,
         args=args,
         train_dataset=_model_columns(task_data.train, inner_model),
         eval_dataset=_model_columns(task_data.eval, inner_model) if has_eval else None,
-        data_collator=_collator(spec, tokenizer),
+        data_collator=getattr(task_data, "data_collator", None) or _collator(spec, tokenizer),
         processing_class=tokenizer,
-        compute_metrics=_compute_metrics(task_data) if has_eval else None,
-        callbacks=callbacks,
+        callbacks=[store_callback],
+        **(trainer_metric_kwargs(task_data.problem_type, task_data.num_labels or None) if has_eval else {}),
     )
-
-
-class AdapterTrainer(Trainer):
-    """A Trainer whose checkpoints hold only the trainable weights (adapters and head).
-
-    The base model is frozen and rebuilt from its source on resume, so saving it in
-    every checkpoint would only cost disk. The set of saved weights is fixed at
-    construction, before staged training freezes any level.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._saved_names = {name for name, p in self.model.named_parameters() if p.requires_grad}
-
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        output_dir = output_dir or self.args.output_dir
-        os.makedirs(output_dir, exist_ok=True)
-        weights = {
-            name: p.detach().contiguous().cpu()
-            for name, p in self.model.named_parameters()
-            if name in self._saved_names
-        }
-        safetensors.torch.save_file(weights, os.path.join(output_dir, ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        model = model or self.model
-        path = os.path.join(resume_from_checkpoint, ADAPTER_WEIGHTS)
-        weights = safetensors.torch.load_file(path, device="cpu")
-        result = model.load_state_dict(weights, strict=False)
-        if result.unexpected_keys:
-            raise RuntimeError(
-                f"checkpoint {resume_from_checkpoint} has weights this model lacks: {result.unexpected_keys[:5]}; "
-                "it was written by a run with other adapter settings"
-            )
+    trainer.remove_callback(PrinterCallback)  # metrics go to the store, not to the worker's stdout
+    return trainer
 
 
 def write_metrics_csv(store: RunStore, run_id: str, path: Path) -> None:
     """Write the run's metric rows as a CSV file (step, kind, name, value, time)."""
     pd.DataFrame(store.metrics(run_id), columns=["step", "kind", "name", "value", "time"]).to_csv(path, index=False)
-
-
-def _trainer_saves_natively(model: torch.nn.Module) -> bool:
-    from peft import PeftModel
-
-    return isinstance(model, (PreTrainedModel, PeftModel))
 
 
 def _inner_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -255,8 +207,3 @@ def _collator(spec: RunSpec, tokenizer):
         return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     return DataCollatorWithPadding(tokenizer)
 
-
-def _compute_metrics(task_data):
-    from msplora.metrics import build_compute_metrics
-
-    return build_compute_metrics(task_data.problem_type)

@@ -23,7 +23,7 @@ from pathlib import Path
 from .executor import HEARTBEAT_INTERVAL_S, live_worker_pids
 from .store import RunStore
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("msplora.engine.worker")  # also when run as __main__
 
 POLL_INTERVAL_S = 0.5
 

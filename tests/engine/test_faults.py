@@ -1,0 +1,81 @@
+"""Runs that go wrong: cancel, crash, non-finite loss, a killed worker, and resume."""
+
+import os
+import signal
+import time
+
+
+def _wait_for(predicate, timeout, interval=0.05):
+    """Poll `predicate` until it returns a true value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout} s")
+
+
+def test_cancel_stops_within_seconds(engine, make_spec):
+    run_id = engine.submit(make_spec(max_steps=5000, save_steps=5000))
+    _wait_for(lambda: engine.status(run_id).step >= 3, timeout=120)
+
+    requested = time.monotonic()
+    engine.cancel(run_id)
+    status = engine.wait(run_id, timeout=30)
+    assert status.status == "cancelled"
+    assert time.monotonic() - requested < 10
+    assert status.step < 5000
+    adapter = engine.artifacts(run_id)["adapter"]
+    assert (adapter / "adapter_model.safetensors").exists()
+    assert (adapter / "msplora_config.json").exists()
+
+
+def test_cancel_queued_run(engine, make_spec):
+    run_id = engine.submit(make_spec(), start_worker=False)
+    engine.cancel(run_id)
+    assert engine.status(run_id).status == "cancelled"
+
+
+def test_failures_recorded_and_queue_continues(engine, make_spec):
+    crash = engine.submit(make_spec(label_column="no_such_column"))
+    diverge = engine.submit(make_spec(max_steps=10, learning_rate=1e30, logging_steps=1))
+    healthy = engine.submit(make_spec())
+
+    assert engine.wait(healthy, timeout=240).status == "completed"
+    crashed = engine.status(crash)
+    assert crashed.status == "failed"
+    assert "no_such_column" in crashed.error
+    assert "no_such_column" in engine.log(crash)
+
+    diverged = engine.status(diverge)
+    assert diverged.status == "failed"
+    assert "not finite" in diverged.error or "training loss is nan" in diverged.error
+    assert diverged.error.split(":")[0] in engine.log(diverge)
+
+
+def test_killed_worker_run_resumes_from_checkpoint(engine, make_spec):
+    run_id = engine.submit(make_spec(max_steps=40, save_steps=10, logging_steps=5, eval_steps=1000))
+    checkpoints = engine.store.run_dir(run_id) / "checkpoints"
+    _wait_for(lambda: engine.status(run_id).step >= 12, timeout=180)
+    assert any(checkpoints.glob("checkpoint-*"))
+
+    pid = engine.workers()[0]
+    os.kill(pid, signal.SIGKILL)
+    _wait_for(lambda: not engine.workers(), timeout=30)
+    assert engine.status(run_id).status == "running"  # the store still shows the dead worker's run
+
+    engine.executor.ensure_worker()  # the new worker marks the orphaned run interrupted
+    _wait_for(lambda: engine.status(run_id).status == "interrupted", timeout=120)
+    killed_at = engine.status(run_id).step
+
+    engine.resume(run_id)
+    status = engine.wait(run_id, timeout=240)
+    assert status.status == "completed", status.error
+    assert status.step == 40
+    log = engine.log(run_id)
+    assert "resuming from" in log and "checkpoint-" in log
+    resumed_from = int(log.split("checkpoint-")[-1].split()[0])
+    assert 10 <= resumed_from <= killed_at
+    losses = engine.metrics(run_id).query("kind == 'train' and name == 'loss'")
+    assert losses.step.max() == 40
