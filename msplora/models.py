@@ -88,6 +88,12 @@ def load_model(
     """
     if task not in TASKS:
         raise ModelError(f"task={task!r} is invalid: use one of {TASKS}.")
+    registry_asset = assets.ASSETS.get(os.fspath(name))
+    if registry_asset is not None and registry_asset.kind == "model" and task not in registry_asset.tasks:
+        raise ModelError(
+            f"Model {registry_asset.name!r} supports the tasks {list(registry_asset.tasks)}, not {task!r}. "
+            f"Choose another model or task."
+        )
     location = resolve_model(name)
     options = {"trust_remote_code": trust_remote_code, **_local_options(location)}
     if dtype is not None:
@@ -186,7 +192,7 @@ def suggest_target_modules(model: nn.Module) -> list[str]:
 
 
 def default_target_modules(model: nn.Module) -> list[str]:
-    """Return the query and value projections' names (the LoRA paper's default targets).
+    """Return the query and value projections' names, the targets of the LoRA paper (Hu et al., 2021).
 
     Falls back to every name `suggest_target_modules` returns when the model
     uses none of the known names.

