@@ -98,7 +98,9 @@ class LevelSpectra:
         """Return plain JSON-ready data (lists and floats)."""
         return {
             "adapters": [
-                {**asdict(a), "blocks": list(a.blocks), "singular_values": list(a.singular_values)} for a in self.adapters
+                # "name" repeats "key" under the name that the stored-snapshot readers (msplora.plots) use.
+                {**asdict(a), "name": a.key, "blocks": list(a.blocks), "singular_values": list(a.singular_values)}
+                for a in self.adapters
             ],
             "blocks": [{**asdict(b), "singular_values": list(b.singular_values)} for b in self.blocks],
             "levels": {name: asdict(summary) for name, summary in self.levels.items()},
