@@ -295,21 +295,21 @@ def test_single_class_rejected(tokenizer, write_csv):
 def test_regression_rejects_text_labels(tokenizer, write_csv):
     rows = [{"text": f"text {index}", "label": str(index)} for index in range(20)]
     rows[5]["label"] = "high"
-    with pytest.raises(DataError, match="row 5 of column 'label' is 'high'"):
+    with pytest.raises(DataError, match=r"row 5 \(counting from 0\) of column 'label' is 'high'"):
         load_task_data(write_csv(rows), "regression", tokenizer)
 
 
 def test_nan_label_names_row(tokenizer, write_csv):
     rows = [{"text": f"text {index}", "label": float(index % 2)} for index in range(20)]
     rows[7]["label"] = float("nan")
-    with pytest.raises(DataError, match="Row 7 has no value"):
+    with pytest.raises(DataError, match=r"Row 7 \(counting data rows from 0\) has no value"):
         load_task_data(write_csv(rows), "classification", tokenizer)
 
 
 def test_missing_text_names_row(tokenizer, write_csv):
     rows = _sentiment_rows(20)
     rows[3]["text"] = None
-    with pytest.raises(DataError, match="Row 3 has no value in the text column 'text'"):
+    with pytest.raises(DataError, match=r"Row 3 \(counting data rows from 0\) has no value in the text column 'text'"):
         load_task_data(write_csv(rows), "classification", tokenizer)
 
 
@@ -330,6 +330,15 @@ def test_too_small_for_split(tokenizer, write_csv):
     path = write_csv(_sentiment_rows(2))
     with pytest.raises(DataError, match="too few for eval_fraction"):
         load_task_data(path, "classification", tokenizer)
+
+
+def test_unlabelled_class_ids_rejected(tokenizer, tmp_path):
+    folder = tmp_path / "saved"
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["no", "yes"])})
+    rows = {"text": [f"text {index}" for index in range(10)], "label": [0, 1, 0, 1, -1, 0, 1, 0, 1, 0]}
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(folder))
+    with pytest.raises(DataError, match="Row 4 .* has label -1"):
+        load_task_data(folder, "classification", tokenizer)
 
 
 def test_train_split_with_one_class(tokenizer, write_csv):

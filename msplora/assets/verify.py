@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,8 @@ def _read_marker(root: Path) -> dict[str, dict]:
 
 
 def _write_marker(root: Path, marker: dict[str, dict]) -> None:
-    path = root / MARKER_NAME
-    temporary = path.with_name(f"{MARKER_NAME}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(marker, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(temporary, path)
+    # A unique temporary file per writer, so concurrent threads and processes never share one.
+    handle, temporary = tempfile.mkstemp(prefix=f"{MARKER_NAME}.", suffix=".tmp", dir=root)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(marker, stream, indent=1, sort_keys=True)
+    os.replace(temporary, root / MARKER_NAME)

@@ -77,7 +77,10 @@ def check_text(dataset: datasets.Dataset, column: str) -> datasets.Dataset:
     values = dataset[column]
     for row, value in enumerate(values):
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            raise DataError(f"Row {row} has no value in the text column {column!r}. Fill or drop that row.")
+            raise DataError(
+                f"Row {row} (counting data rows from 0) has no value in the text column {column!r}. "
+                f"Fill or drop that row."
+            )
     if all(isinstance(value, str) for value in values):
         return dataset
     return dataset.map(lambda batch: {column: [str(value) for value in batch[column]]}, batched=True)
@@ -99,7 +102,10 @@ def prepare_labels(
     values = dataset[column]
     for row, value in enumerate(values):
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            raise DataError(f"Row {row} has no value (empty or NaN) in the label column {column!r}. Fill or drop it.")
+            raise DataError(
+                f"Row {row} (counting data rows from 0) has no value (empty or NaN) in the label column "
+                f"{column!r}. Fill or drop that row."
+            )
 
     if task == "regression":
         numbers = []
@@ -107,7 +113,7 @@ def prepare_labels(
             number = _as_number(value)
             if number is None:
                 raise DataError(
-                    f"Regression needs numeric labels, but row {row} of column {column!r} is {value!r}. "
+                    f"Regression needs numeric labels, but row {row} (counting from 0) of column {column!r} is {value!r}. "
                     f"Use task='classification' for category labels."
                 )
             numbers.append(number)
@@ -117,6 +123,12 @@ def prepare_labels(
     if isinstance(feature, datasets.ClassLabel):
         names = list(feature.names)
         ids = list(values)
+        for row, class_id in enumerate(ids):
+            if not 0 <= class_id < len(names):
+                raise DataError(
+                    f"Row {row} (counting from 0) has label {class_id}, which is not a class id of {names}; "
+                    f"unlabelled rows (such as -1 in GLUE test splits) cannot be used for training."
+                )
         if column != "label":
             dataset = _replace_column(dataset, column, "label", ids, datasets.ClassLabel(names=names))
     else:

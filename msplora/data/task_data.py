@@ -115,6 +115,9 @@ def load_task_data(
         defaults=defaults,
     )
 
+    if task == "causal-lm" and label_column is not None:
+        logger.warning("Ignoring label_column=%r: causal-lm learns from the text itself.", label_column)
+
     label_names = None
     if raw.dataset is not None:
         table, label_names = _check(raw.dataset, columns, task)
@@ -168,7 +171,7 @@ def default_metric_names(problem_type: str, num_labels: int = 2) -> list[str]:
     if problem_type == "regression":
         return ["pearson", "spearmanr", "mse"]
     if problem_type == "causal_lm":
-        return ["loss", "perplexity"]
+        return ["loss", "perplexity", "token_accuracy"]
     raise ValueError(f"problem_type={problem_type!r} is invalid: use one of {list(PROBLEM_TYPES.values())}.")
 
 
