@@ -81,7 +81,14 @@ def fetch(name: str, progress: bool = False) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(target.parent / f"{source.name}.lock"), timeout=_LOCK_TIMEOUT_SECONDS)
-    with lock:
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise AssetError(
+            f"Timed out after {_LOCK_TIMEOUT_SECONDS} s waiting for another process to finish fetching "
+            f"{source.name} (lock {lock.lock_file}). Try again when it is done."
+        ) from None
+    try:
         # Another process may have fetched it while this one waited for the lock.
         if _verified(asset, target):
             return target / asset.path
@@ -91,6 +98,8 @@ def fetch(name: str, progress: bool = False) -> Path:
             verify_files(target, asset.sha256s)
         except ChecksumError as error:
             raise AssetError(f"Asset {name!r} failed verification right after fetching: {error}") from error
+    finally:
+        lock.release()
     return target / asset.path
 
 
