@@ -95,8 +95,8 @@ def budget_figure(budget: Mapping[str, Any], lora_rank: int | None = None) -> go
         return empty_figure("No budget recorded yet.")
 
     figure = go.Figure()
-    for level in LEVELS:
-        count = int(by_level.get(level, 0))
+    for level in (level for level in LEVELS if level in by_level):
+        count = int(by_level[level])
         figure.add_trace(
             go.Bar(
                 name=level,
@@ -420,7 +420,7 @@ def empty_figure(message: str) -> go.Figure:
                           font=dict(size=14, color="#666666"))
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
-    figure.update_layout(height=260)
+    figure.update_layout(height=260, plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
     return figure
 
 

@@ -122,7 +122,8 @@ def build_spec(form: LaunchForm) -> RunSpec:
         learning_rate=float(form.learning_rate),
         eval_steps=_as_int("eval_steps", form.eval_steps),
         spectra_steps=_as_int("spectra_steps", form.spectra_steps),
-        logging_steps=max(1, min(10, _as_int("eval_steps", form.eval_steps))),
+        # About 50 loss points per run, at most one per 10 steps, so short runs still draw a curve.
+        logging_steps=max(1, min(10, _as_int("max_steps", form.max_steps) // 50)),
         save_steps=max(1, min(100, _as_int("max_steps", form.max_steps))),
         seed=_as_int("seed", form.seed),
         max_length=_as_int("max_length", form.max_length),

@@ -68,9 +68,9 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
             upload = gr.File(label="Or upload a CSV, JSONL or Parquet file", file_types=list(launch.UPLOAD_SUFFIXES),
                              height=120, elem_id="upload")
             with gr.Row():
-                text_column = gr.Dropdown([], label="Text column", allow_custom_value=True)
+                text_column = gr.Dropdown([], label="Text column", allow_custom_value=True, elem_id="text_column")
                 text_pair_column = gr.Dropdown([], label="Text pair column (optional)", allow_custom_value=True)
-                label_column = gr.Dropdown([], label="Label column", allow_custom_value=True)
+                label_column = gr.Dropdown([], label="Label column", allow_custom_value=True, elem_id="label_column")
             task = gr.Radio(["classification", "regression", "causal-lm"], value="classification", label="Task")
 
             gr.Markdown("### Adapters")
@@ -172,6 +172,7 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
 
 def _runs_tab(engine: Engine, downloads_dir: Path) -> None:
     timer = gr.Timer(REFRESH_SECONDS)
+    shown_table = gr.State("")  # JSON of the table this session shows
     table = gr.Dataframe(runs.runs_table(engine), label="Runs of the shared engine (click a row to open it)",
                          interactive=False, elem_id="runs_table")
     with gr.Row():
@@ -206,9 +207,13 @@ def _runs_tab(engine: Engine, downloads_dir: Path) -> None:
         return (view.summary, view.loss, view.eval_metrics, view.learning_rate, view.budget, view.spectra,
                 view.spectra_evolution, view.redundancy, view.log)
 
-    def refresh_table(selected):
+    def refresh_table(shown):
+        # Skip unchanged tables, so an idle page does not re-render (and lose a click) every tick.
         frame = runs.runs_table(engine)
-        return frame, gr.update(choices=list(frame["id"]), value=selected)
+        signature = frame.to_json()
+        if signature == shown:
+            return gr.update(), gr.update(), shown
+        return frame, gr.update(choices=list(frame["id"])), signature
 
     def pick_row(event: gr.SelectData):
         return event.row_value[0]
@@ -216,7 +221,8 @@ def _runs_tab(engine: Engine, downloads_dir: Path) -> None:
     table.select(pick_row, outputs=run_id)
     gr.on([run_id.change, smoothing.change, log_y.change], show_run, inputs=[run_id, smoothing, log_y],
           outputs=view_outputs, show_progress="hidden")
-    timer.tick(refresh_table, inputs=run_id, outputs=[table, run_id], show_progress="hidden")
+    timer.tick(refresh_table, inputs=shown_table, outputs=[table, run_id, shown_table],
+               show_progress="hidden")
     timer.tick(show_run, inputs=[run_id, smoothing, log_y], outputs=view_outputs, show_progress="hidden")
 
     stop.click(functools.partial(runs.stop_run, engine), inputs=run_id, outputs=action_message)

@@ -19,7 +19,7 @@ def engine(tmp_path):
     return Engine(tmp_path / "runs")
 
 
-def record_run(engine, spec, *, status="completed", steps=20, accuracy=0.8, error=None):
+def _record_run(engine, spec, *, status="completed", steps=20, accuracy=0.8, error=None):
     """Queue `spec` and write the rows a worker writes: progress, metrics, spectra, budget, final status.
 
     The values are synthetic (seeded), so tests know exactly what the store holds.
@@ -57,7 +57,19 @@ def record_run(engine, spec, *, status="completed", steps=20, accuracy=0.8, erro
     return run_id
 
 
-def tiny_spec(**overrides):
+def _tiny_spec(**overrides):
     fields = dict(model="minilm-l6", dataset="movie-sentences", max_steps=20, eval_steps=10, spectra_steps=10)
     fields.update(overrides)
     return RunSpec(**fields)
+
+
+@pytest.fixture
+def record_run():
+    """The `_record_run` helper: fill the store with one run's rows."""
+    return _record_run
+
+
+@pytest.fixture
+def tiny_spec():
+    """The `_tiny_spec` helper: a 20-step MiniLM spec with overrides."""
+    return _tiny_spec

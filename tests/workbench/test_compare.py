@@ -1,0 +1,55 @@
+"""Tests for workbench.compare: overlaid curves, config differences and the Pareto scatter."""
+
+from workbench import compare
+
+
+def test_compare_two_runs(engine, record_run, tiny_spec):
+    small = record_run(engine, tiny_spec(name="small", rank=4), accuracy=0.70)
+    large = record_run(engine, tiny_spec(name="large", rank=8), accuracy=0.80)
+    result = compare.compare_runs(engine, [small, large], "eval accuracy")
+
+    assert len(result.curves.data) == 2
+    assert "rank" in result.differing
+    assert "name" in result.differing
+    assert "model" not in result.differing
+    # Pareto: the rank-4 run has fewer parameters and lower accuracy, so both are on the front.
+    front = next(trace for trace in result.pareto.data if trace.name == "Pareto front")
+    assert list(front.y) == [0.70, 0.80]
+
+
+def test_compare_highlights_differences(engine, record_run, tiny_spec):
+    first = record_run(engine, tiny_spec(name="a", learning_rate=1e-3))
+    second = record_run(engine, tiny_spec(name="b", learning_rate=5e-4))
+    styled = compare.compare_runs(engine, [first, second]).configs
+    style_block = styled.to_html().split("</style>")[0]
+    assert "#fff3b0" in style_block
+    highlighted = style_block.split("{")[0]  # the selectors that get the difference style
+    rows = styled.data.index
+    assert f"_row{rows.get_loc('learning_rate')}_col0" in highlighted
+    assert f"_row{rows.get_loc('name')}_col1" in highlighted
+    assert f"_row{rows.get_loc('model')}_col0" not in highlighted
+
+
+def test_metric_choices_from_store(engine, record_run, tiny_spec):
+    run_id = record_run(engine, tiny_spec())
+    assert compare.metric_choices(engine, [run_id]) == [
+        "train loss", "eval accuracy", "eval loss", "train learning_rate"]
+
+
+def test_final_points_budget_and_metric(engine, record_run, tiny_spec):
+    run_id = record_run(engine, tiny_spec(name="p"), accuracy=0.66)
+    points = compare.final_points(engine, [run_id], "accuracy")
+    assert points.loc[0, "metric"] == 0.66
+    # Total of MSPLoRA 8/4/2 on MiniLM query and value: 12288 + 18432 + 18432 (formula r * (in + out)).
+    assert points.loc[0, "trainable"] == 49152
+
+
+def test_compare_nothing_selected(engine):
+    result = compare.compare_runs(engine, [])
+    assert result.differing == []
+    assert "None of the selected runs" in result.curves.layout.annotations[0].text
+
+
+def test_run_choices_labels(engine, record_run, tiny_spec):
+    run_id = record_run(engine, tiny_spec(name="labelled"))
+    assert compare.run_choices(engine) == [(f"labelled [{run_id}] completed", run_id)]
