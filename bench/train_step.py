@@ -1,0 +1,184 @@
+"""Time one training step of MSPLoRA 8/4/2 against PEFT LoRA r=8 and against the frozen base model.
+
+A step is forward + backward + AdamW step on one batch (32 sequences of 64 tokens by
+default) with the classification head trained in full, as the engine trains it. The
+floor is the frozen base model's forward + backward with gradients flowing to the
+input embeddings (`enable_input_require_grads`): every adapter method pays at least
+that, since its gradients have to reach the first adapted block.
+
+Targets: the query and value projections, then every linear map inside the blocks
+(attention and MLP). The three contenders run in alternation; ratios are medians of
+per-round ratios.
+
+    python bench/train_step.py                  # MiniLM-L6 and MPNet-base
+    python bench/train_step.py --quick          # a tiny BERT built from a config
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import torch
+import transformers
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import BertConfig, BertForSequenceClassification
+
+import common
+from msplora import MSPLoRAConfig, get_msplora_model
+from msplora.models import default_target_modules, load_model, suggest_target_modules
+
+MODELS = ["minilm-l6", "mpnet-base"]
+RANK = 8
+ALPHA = 16.0
+HEAD = ["classifier"]
+CONTENDERS = ("floor", "lora", "msplora")
+
+
+def main() -> None:
+    parser = common.base_parser(__doc__.splitlines()[0], "train_step.json")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--length", type=int, default=64, help="tokens per sequence")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds per comparison")
+    args = parser.parse_args()
+    common.setup(args)
+    logging.basicConfig(level=logging.WARNING)
+    transformers.logging.set_verbosity_error()
+
+    models = ["tiny-bert"] if args.quick else MODELS
+    batch_size, length = (4, 16) if args.quick else (args.batch_size, args.length)
+    repeats = 3 if args.quick else args.repeats
+
+    results: dict[str, Any] = {
+        "benchmark": "train_step",
+        "command": common.command_line(),
+        "machine": common.machine_info(args.device),
+        "batch_size": batch_size,
+        "length": length,
+        "repeats": repeats,
+        "rank": RANK,
+        "precision": "bf16 autocast" if args.device.startswith("cuda") else "float32",
+        "cases": [],
+    }
+    for model_name in models:
+        base = load_base(model_name)
+        batch = make_batch(base, batch_size, length, args.device)
+        for target_set, targets in target_sets(base).items():
+            contenders = build_contenders(base, targets, args.device)
+            steps = {name: make_step(model, args.device, batch) for name, model in contenders.items()}
+            samples = common.time_alternating(steps, device=args.device, repeats=repeats)
+            case = {
+                "model": model_name,
+                "targets": target_set,
+                "target_modules": targets,
+                "trainable_params": {name: trainable_count(model) for name, model in contenders.items()},
+                "times": {name: common.summarise_times(values) for name, values in samples.items()},
+                "msplora_over_lora": common.paired_ratio(samples, "msplora", "lora"),
+                "msplora_over_floor": common.paired_ratio(samples, "msplora", "floor"),
+                "lora_over_floor": common.paired_ratio(samples, "lora", "floor"),
+            }
+            results["cases"].append(case)
+            print(
+                f"{model_name} {target_set}: MSPLoRA/LoRA {case['msplora_over_lora']['median']:.3f}, "
+                f"MSPLoRA/floor {case['msplora_over_floor']['median']:.3f}, "
+                f"LoRA/floor {case['lora_over_floor']['median']:.3f}",
+                flush=True,
+            )
+            del contenders, steps
+    results["machine"]["load_average_end"] = common.machine_info(args.device)["load_average"]
+    common.write_results(args.out, results)
+
+
+def load_base(name: str) -> nn.Module:
+    """Load a registry model with a two-class head, or build the tiny BERT of the quick version."""
+    if name == "tiny-bert":
+        config = BertConfig(
+            vocab_size=512,
+            hidden_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=128,
+            num_labels=2,
+        )
+        return BertForSequenceClassification(config)
+    model, _ = load_model(name, "classification", num_labels=2)
+    return model
+
+
+def target_sets(model: nn.Module) -> dict[str, list[str]]:
+    """The two target sets: query and value, then every linear map inside the blocks."""
+    return {"query_value": default_target_modules(model), "all_linear": in_block_linear_paths(model)}
+
+
+def in_block_linear_paths(model: nn.Module) -> list[str]:
+    """Paths of the linear maps inside a block, after the block index ("attention.self.query", ...).
+
+    Last names alone are ambiguous: BERT's "dense" also names the pooler outside the blocks.
+    """
+    short_names = set(suggest_target_modules(model))
+    paths: list[str] = []
+    for path, module in model.named_modules():
+        parts = path.split(".")
+        if not isinstance(module, nn.Linear) or parts[-1] not in short_names:
+            continue
+        digits = [i for i, part in enumerate(parts) if part.isdigit()]
+        if not digits:
+            continue
+        suffix = ".".join(parts[digits[-1] + 1 :])
+        if suffix not in paths:
+            paths.append(suffix)
+    return paths
+
+
+def make_batch(model: nn.Module, batch_size: int, length: int, device: str) -> dict[str, torch.Tensor]:
+    """A seeded batch of random token ids with labels; every position is attended."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, model.config.vocab_size, (batch_size, length), generator=generator)
+    labels = torch.randint(0, 2, (batch_size,), generator=generator)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def build_contenders(base: nn.Module, targets: list[str], device: str) -> dict[str, nn.Module]:
+    """Three copies of `base`: frozen (the floor), with PEFT LoRA r=8, and with MSPLoRA 8/4/2."""
+    floor = copy.deepcopy(base).to(device)
+    floor.requires_grad_(False)
+    floor.enable_input_require_grads()
+
+    lora_config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=targets, modules_to_save=HEAD)
+    lora = get_peft_model(copy.deepcopy(base), lora_config).to(device)
+
+    msplora_config = MSPLoRAConfig(target_modules=targets, rank=RANK, rank_decay=2.0, mid_groups=3, alpha=ALPHA,
+                                   modules_to_save=HEAD)
+    msplora = get_msplora_model(copy.deepcopy(base), msplora_config).to(device)
+    return {"floor": floor, "lora": lora, "msplora": msplora}
+
+
+def make_step(model: nn.Module, device: str, batch: dict[str, torch.Tensor]):
+    """Return a function that runs one training step of `model` on `batch`.
+
+    With no trainable parameters (the floor) the step is forward + backward only.
+    """
+    model.train()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-5) if parameters else None
+
+    def step() -> None:
+        with common.autocast(device):
+            loss = model(**batch).loss
+        loss.backward()
+        if optimizer is not None:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def trainable_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+if __name__ == "__main__":
+    main()
