@@ -62,8 +62,10 @@ def compare_runs(
 
     table = config_table(engine, run_ids)
     differing = [field for field in table.index if table.loc[field].astype(str).nunique() > 1]
-    styler = table.style.apply(
-        lambda row: [DIFFERENCE_STYLE if row.name in differing else "" for _ in row], axis=1
+    # Gradio's Dataframe hides the index, so the field names become the first column.
+    shown = table.reset_index()
+    styler = shown.style.apply(
+        lambda row: [DIFFERENCE_STYLE if row["field"] in differing else "" for _ in row], axis=1
     )
 
     final_metric = name if kind == "eval" else _default_quality_metric(frames)

@@ -233,13 +233,14 @@ def _runs_tab(engine: Engine, downloads_dir: Path) -> None:
 
 def _compare_tab(engine: Engine, tab: gr.Tab) -> None:
     with gr.Row():
-        picked = gr.Dropdown(compare.run_choices(engine), multiselect=True, label="Runs to compare", scale=3)
+        picked = gr.Dropdown(compare.run_choices(engine), multiselect=True, label="Runs to compare", scale=3,
+                             elem_id="compare_runs")
         refresh = gr.Button("Refresh run list", scale=1)
     with gr.Row():
         metric = gr.Dropdown(["train loss"], value="train loss", label="Metric", allow_custom_value=True)
         smoothing = gr.Slider(0.0, 0.95, value=0.0, step=0.05, label="Smoothing (EMA weight)")
         log_y = gr.Checkbox(False, label="Log scale")
-    curves = gr.Plot(label="Curves")
+    curves = gr.Plot(label="Curves", elem_id="compare_curves")
     configs = gr.Dataframe(label="Configs side by side (differences highlighted)", interactive=False)
     differing = gr.Markdown("")
     pareto = gr.Plot(label="Trainable parameters against final metric")

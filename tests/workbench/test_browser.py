@@ -169,7 +169,13 @@ def test_other_screens_render(page):
     from playwright.sync_api import expect
 
     page.get_by_role("tab", name="Compare").click()
-    page.wait_for_timeout(1500)
+    picker = page.locator("#compare_runs input").first
+    for name in ("e2e-short", "e2e-long"):
+        picker.click()
+        page.get_by_role("option").filter(has_text=name).first.click()
+        page.wait_for_timeout(500)
+    expect(page.get_by_text("Differences:")).to_contain_text("max_steps", timeout=30_000)
+    expect(page.locator("#compare_curves .scatterlayer .trace").first).to_be_attached(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "05-compare.png"), full_page=True)
 
     page.get_by_role("tab", name="What-if budgets").click()

@@ -24,10 +24,10 @@ def test_compare_highlights_differences(engine, record_run, tiny_spec):
     style_block = styled.to_html().split("</style>")[0]
     assert "#fff3b0" in style_block
     highlighted = style_block.split("{")[0]  # the selectors that get the difference style
-    rows = styled.data.index
-    assert f"_row{rows.get_loc('learning_rate')}_col0" in highlighted
-    assert f"_row{rows.get_loc('name')}_col1" in highlighted
-    assert f"_row{rows.get_loc('model')}_col0" not in highlighted
+    fields = list(styled.data["field"])
+    assert f"_row{fields.index('learning_rate')}_col1" in highlighted
+    assert f"_row{fields.index('name')}_col2" in highlighted
+    assert f"_row{fields.index('model')}_col1" not in highlighted
 
 
 def test_metric_choices_from_store(engine, record_run, tiny_spec):

@@ -1,0 +1,71 @@
+"""Tests for `python -m workbench`: options, --auth parsing, and the built app behind a login."""
+
+import json
+import urllib.error
+import urllib.request
+
+import gradio as gr
+import pytest
+
+from workbench.__main__ import _parser, _read_auth
+from workbench.layout import build_app
+from workbench.learn import free_port
+
+
+def test_defaults_bind_localhost():
+    args = _parser().parse_args([])
+    assert args.host == "127.0.0.1"
+    assert args.port == 7860
+    assert args.max_upload_mb == 200
+    assert args.auth is None
+    assert args.root_path is None
+
+
+def test_options_parsed():
+    args = _parser().parse_args(["--host", "0.0.0.0", "--port", "9000", "--root-path", "/wb",
+                                 "--runs-dir", "/tmp/r", "--max-upload-mb", "5"])
+    assert (args.host, args.port, args.root_path, args.runs_dir, args.max_upload_mb) == (
+        "0.0.0.0", 9000, "/wb", "/tmp/r", 5)
+
+
+def test_auth_pair_and_file(tmp_path):
+    assert _read_auth("ada:secret") == [("ada", "secret")]
+    assert _read_auth("ada:pa:ss") == [("ada", "pa:ss")]
+    users = tmp_path / "users.txt"
+    users.write_text("# workshop accounts\nada:one\n\nbob:two\n")
+    assert _read_auth(str(users)) == [("ada", "one"), ("bob", "two")]
+    assert _read_auth(None) is None
+
+
+@pytest.mark.parametrize("value", ["no-colon", ":password", "user:"])
+def test_auth_rejects_bad_entry(value):
+    with pytest.raises(SystemExit, match="Invalid --auth entry"):
+        _read_auth(value)
+
+
+def test_auth_file_without_entries(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nobody yet\n")
+    with pytest.raises(SystemExit, match="contains no USER:PASSWORD"):
+        _read_auth(str(empty))
+
+
+def test_app_requires_login(engine, tmp_path):
+    app = build_app(engine, downloads_dir=tmp_path / "downloads", notebooks_dir=tmp_path)
+    assert isinstance(app, gr.Blocks)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, auth=[("ada", "secret")], prevent_thread_lock=True,
+               quiet=True, max_file_size="1mb")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10)
+        assert denied.value.code == 401
+
+        login = urllib.request.Request(
+            f"http://127.0.0.1:{port}/login", data=b"username=ada&password=secret", method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        with urllib.request.urlopen(login, timeout=10) as response:
+            assert json.loads(response.read()) == {"success": True}
+    finally:
+        app.close()
