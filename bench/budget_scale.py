@@ -108,7 +108,7 @@ def cold_call(architecture: str, target_set: str) -> dict[str, Any]:
         "imports_s": imported - started,
         "call_s": finished - imported,
         "budget_total": budget.total,
-        "peak_rss_mib": common._ru_maxrss_kib() / 1024,
+        "peak_rss_mib": common.process_peak_rss_mib(),
     }
 
 

@@ -154,6 +154,11 @@ def command_line() -> str:
     return " ".join(["python", str(script), *sys.argv[1:]])
 
 
+def process_peak_rss_mib() -> float:
+    """Return this process's lifetime peak resident memory (ru_maxrss) in MiB."""
+    return _ru_maxrss_kib() / 1024
+
+
 def peak_rss_tracker() -> Callable[[], float]:
     """Start measuring peak resident memory; the returned function gives the peak rise in MiB since now.
 

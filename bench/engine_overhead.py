@@ -6,13 +6,13 @@ spectra into SQLite through `StoreCallback`, writes spec.yaml, the adapter, the 
 export and metrics.csv.
 
 Bare: the same model, data and Trainer built by the engine's own `build_trainer`,
-with a no-op callback in place of `StoreCallback`; it trains, runs the same final
+with a no-op callback in place of `StoreCallback`. It trains, runs the same final
 evaluation and saves the adapter. Both load the model and data from the local cache.
 
 The two run in alternation after one warm-up pair; the ratio is the median of the
 per-pair ratios of wall-clock time.
 
-    python bench/engine_overhead.py             # MiniLM-L6 on movie-sentences, 100 steps
+    python bench/engine_overhead.py             # MiniLM-L6 on movie-sentences, 50 steps
     python bench/engine_overhead.py --quick     # a tiny BERT saved to a temporary folder
 """
 
@@ -38,8 +38,8 @@ TARGET = 1.03
 
 def main() -> None:
     parser = common.base_parser(__doc__.splitlines()[0], "engine_overhead.json")
-    parser.add_argument("--repeats", type=int, default=3, help="timed pairs of runs")
-    parser.add_argument("--max-steps", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=2, help="timed pairs of runs")
+    parser.add_argument("--max-steps", type=int, default=50, help="training steps per run")
     args = parser.parse_args()
     common.setup(args)
     logging.basicConfig(level=logging.WARNING)
@@ -107,7 +107,7 @@ def run_bare(spec: RunSpec, folder: Path, device: str) -> None:
 
 
 def save_tiny_model(folder: Path) -> Path:
-    """Save a 2-block BERT (hidden 32) with MiniLM-L6's tokenizer, so runs load it like any model folder."""
+    """Save a 3-block BERT (hidden 32) with MiniLM-L6's tokenizer, so runs load it like any model folder."""
     tokenizer = load_tokenizer("minilm-l6")
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64, num_labels=2)

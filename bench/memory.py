@@ -45,14 +45,15 @@ def main() -> None:
     parser = common.base_parser(__doc__.splitlines()[0], "memory.json")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=64, help="tokens per sequence")
-    parser.add_argument("--repeats", type=int, default=3, help="subprocesses per method")
+    parser.add_argument("--repeats", type=int, default=2, help="subprocesses per method")
+    parser.add_argument("--models", nargs="+", default=MODELS, help=f"registry models to run (default: {MODELS})")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: METHOD:MODEL:TARGET_SET in a child
     args = parser.parse_args()
     common.setup(args)
     logging.basicConfig(level=logging.WARNING)
     transformers.logging.set_verbosity_error()
 
-    models = ["tiny-bert"] if args.quick else MODELS
+    models = ["tiny-bert"] if args.quick else args.models
     batch_size, length = (4, 16) if args.quick else (args.batch_size, args.length)
     if args.child:
         method, model_name, target_set = args.child.split(":")
@@ -96,6 +97,7 @@ def main() -> None:
                 f"disk (adapters only) MSPLoRA/LoRA {case['disk_msplora_over_lora']['adapters_only']:.3f}",
                 flush=True,
             )
+            common.write_results(args.out, results)
     results["machine"]["load_average_end"] = common.machine_info(args.device)["load_average"]
     common.write_results(args.out, results)
 

@@ -33,12 +33,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=64, help="tokens per sequence")
     parser.add_argument("--repeats", type=int, default=9, help="timed rounds per comparison")
+    parser.add_argument("--calls", type=int, default=3, help="forward passes per timed sample")
+    parser.add_argument("--models", nargs="+", default=MODELS, help=f"registry models to run (default: {MODELS})")
     args = parser.parse_args()
     common.setup(args)
     logging.basicConfig(level=logging.WARNING)
     transformers.logging.set_verbosity_error()
 
-    models = ["tiny-bert"] if args.quick else MODELS
+    models = ["tiny-bert"] if args.quick else args.models
     batch_size, length = (4, 16) if args.quick else (args.batch_size, args.length)
     repeats = 3 if args.quick else args.repeats
 
@@ -49,6 +51,7 @@ def main() -> None:
         "batch_size": batch_size,
         "length": length,
         "repeats": repeats,
+        "calls_per_sample": args.calls,
         "target": f"merged / base <= {TARGET}",
         "cases": [],
     }
@@ -66,7 +69,7 @@ def main() -> None:
                 "merged": forward_function(merged, batch, args.device),
                 "unmerged": forward_function(unmerged, batch, args.device),
             }
-            samples = common.time_alternating(contenders, device=args.device, repeats=repeats, calls=3)
+            samples = common.time_alternating(contenders, device=args.device, repeats=repeats, calls=args.calls)
             case = {
                 "model": model_name,
                 "targets": target_set,
@@ -82,6 +85,7 @@ def main() -> None:
                 f"unmerged/base {case['unmerged_over_base']['median']:.3f}, max |logit diff| {max_difference:.2e}",
                 flush=True,
             )
+            common.write_results(args.out, results)
     results["machine"]["load_average_end"] = common.machine_info(args.device)["load_average"]
     common.write_results(args.out, results)
 

@@ -42,12 +42,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--length", type=int, default=64, help="tokens per sequence")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per comparison")
+    parser.add_argument("--models", nargs="+", default=MODELS, help=f"registry models to run (default: {MODELS})")
     args = parser.parse_args()
     common.setup(args)
     logging.basicConfig(level=logging.WARNING)
     transformers.logging.set_verbosity_error()
 
-    models = ["tiny-bert"] if args.quick else MODELS
+    models = ["tiny-bert"] if args.quick else args.models
     batch_size, length = (4, 16) if args.quick else (args.batch_size, args.length)
     repeats = 3 if args.quick else args.repeats
 
@@ -86,6 +87,7 @@ def main() -> None:
                 f"LoRA/floor {case['lora_over_floor']['median']:.3f}",
                 flush=True,
             )
+            common.write_results(args.out, results)
             del contenders, steps
     results["machine"]["load_average_end"] = common.machine_info(args.device)["load_average"]
     common.write_results(args.out, results)
@@ -108,7 +110,7 @@ def load_base(name: str) -> nn.Module:
 
 
 def target_sets(model: nn.Module) -> dict[str, list[str]]:
-    """The two target sets: query and value, then every linear map inside the blocks."""
+    """Return the two target sets: query and value, then every linear map inside the blocks."""
     return {"query_value": default_target_modules(model), "all_linear": in_block_linear_paths(model)}
 
 
@@ -133,7 +135,7 @@ def in_block_linear_paths(model: nn.Module) -> list[str]:
 
 
 def make_batch(model: nn.Module, batch_size: int, length: int, device: str) -> dict[str, torch.Tensor]:
-    """A seeded batch of random token ids with labels; every position is attended."""
+    """Build a seeded batch of random token ids with labels; every position is attended."""
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, model.config.vocab_size, (batch_size, length), generator=generator)
     labels = torch.randint(0, 2, (batch_size,), generator=generator)

@@ -1,0 +1,180 @@
+"""Print the Markdown tables of BENCHMARKS.md from the JSON records in bench/results/.
+
+    python bench/report.py                      # every record found
+    python bench/report.py train_step spectra   # only these records
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from common import RESULTS_DIR
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="record names without .json (default: all)")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="folder of the JSON records")
+    args = parser.parse_args()
+
+    paths = [args.results / f"{name}.json" for name in args.names] or sorted(args.results.glob("*.json"))
+    for path in paths:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        renderer = RENDERERS.get(results.get("benchmark"))
+        if renderer is None:
+            continue
+        print(f"## {path.name}\n")
+        print(machine_line(results))
+        print()
+        print(renderer(results))
+        print()
+
+
+def machine_line(results: dict[str, Any]) -> str:
+    """Describe the machine, date and load of one record in one line."""
+    machine = results["machine"]
+    load = " ".join(str(value) for value in machine["load_average"])
+    end = machine.get("load_average_end")
+    ending = f", at the end {' '.join(str(v) for v in end)}" if end else ""
+    return (
+        f"`{results['command']}`: {machine['cpu_model']}, {machine['cpu_count']} cores, "
+        f"{machine['torch_threads']} torch thread(s), device {machine['device']}, {machine['date_utc']}, "
+        f"commit {machine.get('git_commit')}, load average (1, 5, 15 min) {load}{ending}"
+    )
+
+
+def render_train_step(results: dict[str, Any]) -> str:
+    rows = ["| model | targets | MSPLoRA / LoRA | MSPLoRA / floor | LoRA / floor | step s (floor, LoRA, MSPLoRA) "
+            "| trainable (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|---|"]
+    for case in results["cases"]:
+        times = ", ".join(f"{case['times'][name]['median_s']:.3f}" for name in ("floor", "lora", "msplora"))
+        params = f"{case['trainable_params']['lora']:,}, {case['trainable_params']['msplora']:,}"
+        rows.append(
+            f"| {case['model']} | {case['targets']} | {_ratio(case['msplora_over_lora'])} "
+            f"| {_ratio(case['msplora_over_floor'])} | {_ratio(case['lora_over_floor'])} | {times} | {params} |"
+        )
+    return "\n".join(rows)
+
+
+def render_memory(results: dict[str, Any]) -> str:
+    rows = ["| model | targets | peak rise MiB (floor, LoRA, MSPLoRA) | MSPLoRA / LoRA | disk bytes adapters only "
+            "(LoRA, MSPLoRA) | with head (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|"]
+    for case in results["cases"]:
+        peaks = ", ".join(f"{case['peak_rise_median_mib'][name]:.1f}" for name in ("floor", "lora", "msplora"))
+        disk = case["disk_bytes"]
+        rows.append(
+            f"| {case['model']} | {case['targets']} | {peaks} | {case['msplora_over_lora']:.3f} "
+            f"| {disk['lora']['adapters_only']:,}, {disk['msplora']['adapters_only']:,} "
+            f"| {disk['lora']['with_head']:,}, {disk['msplora']['with_head']:,} |"
+        )
+    return "\n".join(rows)
+
+
+def render_merged(results: dict[str, Any]) -> str:
+    rows = ["| model | targets | merged / base | unmerged / base | max abs logit difference (merged vs unmerged) |",
+            "|---|---|---|---|---|"]
+    for case in results["cases"]:
+        rows.append(
+            f"| {case['model']} | {case['targets']} | {_ratio(case['merged_over_base'])} "
+            f"| {_ratio(case['unmerged_over_base'])} | {case['max_abs_logit_difference_merged_vs_unmerged']:.1e} |"
+        )
+    return "\n".join(rows)
+
+
+def render_spectra(results: dict[str, Any]) -> str:
+    rows = ["| d | ranks | max abs difference | largest singular value | cores s | dense s | speed-up |",
+            "|---|---|---|---|---|---|---|"]
+    for case in results["factors"]:
+        rows.append(
+            f"| {case['hidden']} | {case.get('ranks', [8, 4, 2])} | {case['max_abs_difference']:.1e} "
+            f"| {case['max_singular_value']:.1f} | {case['times']['cores']['median_s']:.5f} "
+            f"| {case['times']['dense']['median_s']:.4f} | {_ratio(case['speedup'], digits=0)} |"
+        )
+    rows += ["", "| model | adapters + blocks | max abs difference | level_spectra s | dense s | speed-up |",
+             "|---|---|---|---|---|---|"]
+    for case in results["models"]:
+        rows.append(
+            f"| {case['model']} (d={case['hidden']}) | {case['adapters']} + {case['blocks']} "
+            f"| {case['max_abs_difference']:.1e} | {case['times']['level_spectra']['median_s']:.4f} "
+            f"| {case['times']['dense']['median_s']:.3f} | {_ratio(case['speedup'], digits=1)} |"
+        )
+    cadence = results["cadence"]
+    rows += ["", f"Every {cadence['spectra_steps']} steps, batch {cadence['batch_size']} x {cadence['length']} tokens:",
+             "", "| model | snapshot s | train step s | snapshot / step | share of training |", "|---|---|---|---|---|"]
+    for case in cadence["cases"]:
+        rows.append(
+            f"| {case['model']} | {case['times']['snapshot']['median_s']:.4f} "
+            f"| {case['times']['train_step']['median_s']:.3f} | {_ratio(case['snapshot_over_step'])} "
+            f"| {100 * case['share_of_training']:.3f}% |"
+        )
+    return "\n".join(rows)
+
+
+def render_budget(results: dict[str, Any]) -> str:
+    rows = ["| architecture | targets | cold total s (imports, call) | warm median s | warm / MiniLM-L6 "
+            "| heap peak MiB | RSS rise MiB | budget total |", "|---|---|---|---|---|---|---|---|"]
+    for case in results["cases"]:
+        cold = case["cold"]
+        rows.append(
+            f"| {case['architecture']} | {case['targets']} | {cold['total_s']:.2f} ({cold['imports_s']:.2f}, "
+            f"{cold['call_s']:.3f}) | {case['warm']['median_s']:.3f} | {_ratio(case['over_peer'])} "
+            f"| {case['memory']['tracemalloc_peak_mib']:.1f} | {case['memory']['peak_rss_rise_mib']:.1f} "
+            f"| {case['budget']['total']:,} |"
+        )
+    return "\n".join(rows)
+
+
+def render_engine(results: dict[str, Any]) -> str:
+    times = results["times"]
+    return "\n".join([
+        "| engine run s | bare run s | engine / bare | metric rows | spectra snapshots |",
+        "|---|---|---|---|---|",
+        f"| {times['engine']['median_s']:.1f} | {times['bare']['median_s']:.1f} | {_ratio(results['engine_over_bare'])} "
+        f"| {results['store_rows_per_engine_run']['metrics']} | {results['store_rows_per_engine_run']['spectra']} |",
+    ])
+
+
+def render_quality(results: dict[str, Any]) -> str:
+    rows = []
+    for setting in results["settings"]:
+        rows += [f"{setting['model']} on {setting['dataset']}, {setting['max_steps']} steps, rows {setting.get('rows')}, "
+                 f"majority baseline {setting.get('majority_baseline', float('nan')):.4f}:", "",
+                 "| method | adapter params | trainable | lr | seeds | eval accuracy mean ± std (min-max) |",
+                 "|---|---|---|---|---|---|"]
+        for label, summary in setting["summary"].items():
+            rows.append(
+                f"| {label} | {summary['adapter_params']:,} | {summary['trainable_params']:,} "
+                f"| {summary['learning_rate']:g} | {len(summary['seeds'])} "
+                f"| {summary['eval_accuracy_mean']:.4f} ± {summary['eval_accuracy_std']:.4f} "
+                f"({summary['eval_accuracy_min']:.4f}-{summary['eval_accuracy_max']:.4f}) |"
+            )
+        rows += ["", "| method | lr | seed | dev accuracy | eval accuracy | train s |", "|---|---|---|---|---|---|"]
+        for run in setting["runs"]:
+            rows.append(
+                f"| {run['method']} | {run['learning_rate']:g} | {run['seed']} | {run['dev_accuracy']:.4f} "
+                f"| {run['eval_accuracy']:.4f} | {run['train_s']} |"
+            )
+        rows.append("")
+    return "\n".join(rows)
+
+
+def _ratio(summary: dict[str, float], digits: int = 3) -> str:
+    return f"{summary['median']:.{digits}f} ({summary['min']:.{digits}f}-{summary['max']:.{digits}f})"
+
+
+RENDERERS = {
+    "train_step": render_train_step,
+    "memory": render_memory,
+    "merged_inference": render_merged,
+    "spectra": render_spectra,
+    "budget_scale": render_budget,
+    "engine_overhead": render_engine,
+    "quality": render_quality,
+}
+
+
+if __name__ == "__main__":
+    main()
