@@ -4,7 +4,8 @@
 evaluation metrics) as metric rows, adds system metrics (throughput, elapsed
 time, ETA, peak memory), stores a spectra snapshot every `spectra_steps`
 steps, and sets `control.should_training_stop` when the run is cancelled or
-the worker is asked to stop. A non-finite training loss raises
+the worker is asked to stop (raising RunStopped to abandon an evaluation in
+progress). A non-finite training loss raises
 FloatingPointError, which fails the run.
 """
 
@@ -30,6 +31,10 @@ CANCEL_CHECK_INTERVAL_S = 0.5
 PROGRESS_INTERVAL_S = 1.0
 # Summary keys the Trainer logs once at the end of train(); stored as kind "system".
 _SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
+
+
+class RunStopped(Exception):
+    """Raised inside an evaluation to abandon it when the run is cancelled or the worker stops."""
 
 
 class StoreCallback(TrainerCallback):
@@ -74,16 +79,19 @@ class StoreCallback(TrainerCallback):
         self._record_spectra(state.global_step)
 
     def on_step_end(self, args, state, control, **kwargs):
-        now = time.monotonic()
-        if now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL_S:
-            self._last_cancel_check = now
-            if self.store.cancel_requested(self.run_id):
-                self._stop(control, "cancelled", state.global_step)
-        if self.stop_event.is_set():
-            self._stop(control, "interrupted", state.global_step)
+        reason = self._stop_requested()
+        if reason is not None:
+            self._stop(control, reason, state.global_step)
         if state.global_step % self.spectra_steps == 0:
             self._record_spectra(state.global_step)
         self._write_progress(state)
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        # control.should_training_stop does not end an evaluation, so a long one is abandoned
+        reason = self._stop_requested()
+        if reason is not None:
+            self._stop(control, reason, state.global_step)
+            raise RunStopped(reason)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
@@ -110,6 +118,17 @@ class StoreCallback(TrainerCallback):
         self._write_progress(state, force=True)
 
     # ---- helpers ----
+
+    def _stop_requested(self) -> str | None:
+        """Return "interrupted" when the worker stops, "cancelled" on a cancel request, else None."""
+        if self.stop_event.is_set():
+            return "interrupted"
+        now = time.monotonic()
+        if now - self._last_cancel_check >= CANCEL_CHECK_INTERVAL_S:
+            self._last_cancel_check = now
+            if self.store.cancel_requested(self.run_id):
+                return "cancelled"
+        return None
 
     def _stop(self, control, reason: str, step: int) -> None:
         if self.stop_reason is None:

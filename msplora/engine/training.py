@@ -24,7 +24,7 @@ from msplora.metrics import trainer_metric_kwargs
 from msplora.trainer import MSPLoRATrainer
 
 from .adapters import AdaptedModel, adapt_model
-from .callbacks import StoreCallback
+from .callbacks import RunStopped, StoreCallback
 from .spec import RunSpec
 from .store import RunStore
 
@@ -71,10 +71,11 @@ def execute_run(
     if stop_event.is_set() or store.cancel_requested(run_id):
         callback.stop_reason = "interrupted" if stop_event.is_set() else "cancelled"
     else:
-        trainer.train(resume_from_checkpoint=resume_from)
-        if callback.stop_reason is None and task_data.eval is not None and len(task_data.eval):
-            if trainer.state.global_step % spec.eval_steps != 0:
-                trainer.evaluate()  # the final step was not an evaluation step
+        # Trainer (transformers 5) also evaluates and checkpoints at the final step by itself
+        try:
+            trainer.train(resume_from_checkpoint=resume_from)
+        except RunStopped:
+            logger.info("run %s: evaluation abandoned (%s)", run_id, callback.stop_reason)
 
     adapted.save(run_dir)
     write_metrics_csv(store, run_id, run_dir / "metrics.csv")
