@@ -10,8 +10,8 @@ structures the engine stores, so a figure can be rebuilt from any run store:
 - metrics: the long-format frame of `Engine.metrics` (step, kind, name, value, time);
 - spectra: the snapshots of `Engine.spectra`, `[{"step", "spectra": LevelSpectra.to_dict()}]`.
 
-Every function returns a figure, also for empty input (a figure that says
-there is no data yet), so live views can call them before a run logs anything.
+Every function returns a figure, also for empty input (a figure with a
+"no data yet" message), so live views can call them before a run logs anything.
 """
 
 from __future__ import annotations
@@ -455,7 +455,7 @@ def _kind(metrics: pd.DataFrame | None, kind: str) -> pd.DataFrame:
 
 
 def _series(metrics: pd.DataFrame | None, kind: str, name: str) -> pd.DataFrame:
-    """One metric's (step, value) rows, sorted by step, with non-finite values dropped."""
+    """Select one metric's (step, value) rows, sorted by step, with non-finite values dropped."""
     rows = _kind(metrics, kind)
     rows = rows[rows["metric"] == name.removeprefix("eval_")]
     rows = rows[np.isfinite(rows["value"].astype(float))]
@@ -498,7 +498,7 @@ def _merge_roles(layout: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def _record_dict(record: Any) -> dict[str, Any]:
-    """An `AdapterRecord` or its dict, with `params` = rank * (in + out) filled in."""
+    """Convert an `AdapterRecord` or its dict to a dict with `params` = rank * (in + out)."""
     if is_dataclass(record):
         data = asdict(record)
         data["params"] = getattr(record, "params", 0)
@@ -550,5 +550,5 @@ def _block_range(blocks: Sequence[int]) -> str:
 
 
 def _short_role(role: str) -> str:
-    """The last name of a role path: `encoder.layer.*.attention.self.query` → `query`."""
+    """Return the last name of a role path: `encoder.layer.*.attention.self.query` → `query`."""
     return role.rsplit(".", 1)[-1]

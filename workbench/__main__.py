@@ -2,7 +2,7 @@
 
 The app serves the shared engine's store (`--runs-dir`, default ./runs or
 $MSPLORA_RUNS_DIR) and makes sure a worker serves it, so queued runs start
-even when no browser is open. It binds to 127.0.0.1 unless --host says otherwise.
+even when no browser is open. It binds to 127.0.0.1 unless --host sets another address.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-# Gradio reports usage to its servers unless told not to; the workbench works offline.
+# Gradio sends usage analytics to its servers unless disabled, and the workbench runs offline.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 logger = logging.getLogger("workbench")
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     downloads_dir.mkdir(parents=True, exist_ok=True)
 
     app = build_app(engine, downloads_dir=downloads_dir, notebooks_dir=args.notebooks_dir or NOTEBOOKS_DIR)
-    logger.info("Serving runs from %s on http://%s:%d%s", engine.store_dir, args.host, args.port, args.root_path or "")
+    logger.info("Serving runs from %s on http://%s:%d%s", engine.store_dir, args.host, args.port,
+                args.root_path or "")
     app.queue(default_concurrency_limit=8).launch(
         server_name=args.host,
         server_port=args.port,
@@ -55,11 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=7860, help="TCP port (default: 7860)")
     parser.add_argument("--auth", default=None,
                         help="USER:PASSWORD, or a file with one USER:PASSWORD per line, required to log in")
-    parser.add_argument("--root-path", default=None, help="URL prefix when served behind a reverse proxy, e.g. /workbench")
-    parser.add_argument("--runs-dir", default=None, help="the engine's store folder (default: $MSPLORA_RUNS_DIR or ./runs)")
-    parser.add_argument("--max-upload-mb", type=int, default=200, help="largest dataset upload accepted, in MB (default: 200)")
-    parser.add_argument("--notebooks-dir", type=Path, default=None, help="folder of teaching notebooks (default: ./notebooks)")
-    parser.add_argument("--no-worker", action="store_true", help="do not start a worker at startup (one starts on submit)")
+    parser.add_argument("--root-path", default=None,
+                        help="URL prefix when served behind a reverse proxy, e.g. /workbench")
+    parser.add_argument("--runs-dir", default=None,
+                        help="the engine's store folder (default: $MSPLORA_RUNS_DIR or ./runs)")
+    parser.add_argument("--max-upload-mb", type=int, default=200,
+                        help="max size of a dataset upload, in MB (default: 200)")
+    parser.add_argument("--notebooks-dir", type=Path, default=None,
+                        help="folder of teaching notebooks (default: the repository's notebooks/)")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="do not start a worker at startup (one starts on the first submit)")
     parser.add_argument("--quiet", action="store_true", help="do not print Gradio's startup banner")
     return parser
 

@@ -1,4 +1,4 @@
-"""What the Launch screen needs to know about a model before any weights load.
+"""Model descriptions for the Launch screen, read before any weights load.
 
 `describe_model` turns a model field (a bundled asset name, a local folder or a
 hub id) into its transformers config, its block stacks, the linear module names
@@ -124,7 +124,9 @@ def _load_config(model: str) -> tuple[PretrainedConfig, str]:
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ValueError(f"The folder {str(path)!r} has no config.json. Choose a folder saved with save_pretrained.")
+            raise ValueError(
+                f"The folder {str(path)!r} has no config.json. Choose a folder saved with save_pretrained."
+            )
         return AutoConfig.from_pretrained(path, local_files_only=True), f"local folder {path}"
     if path.suffix or model.startswith(("/", ".", "~")):
         raise ValueError(f"Model folder {model!r} not found. Check the path, or choose a bundled model.")
@@ -140,7 +142,7 @@ def _load_config(model: str) -> tuple[PretrainedConfig, str]:
 
 
 def _linear_names(stacks: dict[str, nn.ModuleList]) -> list[str]:
-    """The last name of each linear map inside a block: query, key, value, dense, ..."""
+    """List the last name of each linear map inside a block: query, key, value, dense, ..."""
     names: list[str] = []
     for blocks in stacks.values():
         for path, module in blocks[0].named_modules():

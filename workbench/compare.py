@@ -18,7 +18,7 @@ DIFFERENCE_STYLE = "background-color: #fff3b0; font-weight: bold"
 
 @dataclass
 class Comparison:
-    """What the Compare screen shows for a set of runs."""
+    """The Compare screen's content for a set of runs."""
 
     curves: go.Figure
     configs: Styler
@@ -107,7 +107,7 @@ def final_points(engine: Engine, run_ids: list[str], metric: str) -> pd.DataFram
 
 
 def _default_quality_metric(frames: dict[str, pd.DataFrame]) -> str:
-    """The first task metric the runs logged (accuracy before F1, ...), else the eval loss."""
+    """Pick the first task metric the runs logged (accuracy before F1, ...), else the eval loss."""
     names = set()
     for frame in frames.values():
         names.update(frame.loc[frame["kind"] == "eval", "name"].str.removeprefix("eval_"))

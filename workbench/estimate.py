@@ -115,7 +115,11 @@ def measured_flops(size: int = 512, repeats: int = 8) -> tuple[str, float]:
 
     Returns the device name and FLOP/s. Cached, so it runs once per process (about 0.1 s on CPU).
     """
-    device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = "cuda"
+    elif torch.backends.mps.is_available():
+        device = "mps"
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     torch.mm(a, b)  # warm-up

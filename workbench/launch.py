@@ -80,7 +80,7 @@ class LaunchForm:
 
 @dataclass
 class Preview:
-    """What the live preview shows: figures, the estimate, and the error that blocks launch."""
+    """The live preview's content: figures, the estimate, and the error that blocks launch."""
 
     pyramid: go.Figure
     budget: go.Figure
@@ -145,6 +145,7 @@ def preview(form: LaunchForm) -> Preview:
         config = _adapter_config(spec)
         layout = layout_from_config(architecture.hf_config, config)
     except (ValueError, KeyError) as error:
+        logger.debug("Preview of model %r rejected: %s", form.model, error)
         message = _error_text(error)
         empty = plots.empty_figure("Fix the settings to see the preview.")
         return Preview(pyramid=empty, budget=empty, estimate="", error=message)
@@ -250,7 +251,7 @@ def bundled_datasets() -> list[str]:
 
 
 def _adapter_config(spec: RunSpec) -> MSPLoRAConfig:
-    """The pyramid of a spec; plain LoRA is drawn as one per-block level at the spec's rank."""
+    """Build the pyramid of a spec. Plain LoRA is one per-block level at the spec's rank."""
     if spec.method == "lora":
         return MSPLoRAConfig.lora(list(spec.target_modules), rank=spec.rank, alpha=spec.alpha)
     return spec.msplora_config()
@@ -258,9 +259,10 @@ def _adapter_config(spec: RunSpec) -> MSPLoRAConfig:
 
 def _describe_architecture(architecture: Architecture) -> str:
     stacks = ", ".join(f"{path} ({count} blocks)" for path, count in architecture.stacks.items())
+    config = architecture.hf_config
     return (
-        f"**{architecture.model}**: {architecture.hf_config.model_type}, {architecture.parameters / 1e6:,.1f} M "
-        f"parameters, hidden size {architecture.hf_config.hidden_size}; stacks: {stacks}. Source: {architecture.source}."
+        f"**{architecture.model}**: {config.model_type}, {architecture.parameters / 1e6:,.1f} M parameters, "
+        f"hidden size {config.hidden_size}. Stacks: {stacks}. Source: {architecture.source}."
     )
 
 

@@ -119,9 +119,11 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
             cli = gr.Textbox(label="Command line", interactive=False)
 
     # Controls in LaunchForm field order.
-    controls = [model, dataset, task, method, target_modules, rank, rank_decay, mid_groups, group_boundaries,
-                levels, alpha, dropout, staged, max_steps, batch_size, learning_rate, eval_steps, spectra_steps,
-                seed, max_length, text_column, text_pair_column, label_column, run_name]
+    controls = [
+        model, dataset, task, method, target_modules, rank, rank_decay, mid_groups, group_boundaries, levels,
+        alpha, dropout, staged, max_steps, batch_size, learning_rate, eval_steps, spectra_steps, seed,
+        max_length, text_column, text_pair_column, label_column, run_name,
+    ]
     assert len(controls) == len(launch.FORM_FIELDS)
 
     def update_preview(*values):
@@ -130,8 +132,8 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
         return result.pyramid, result.budget, result.estimate, message, gr.update(interactive=result.can_launch)
 
     preview_outputs = [pyramid, budget, estimate, error, launch_button]
-    gr.on([app.load, *(control.change for control in controls)], update_preview, inputs=controls, outputs=preview_outputs,
-          show_progress="hidden", trigger_mode="always_last")
+    gr.on([app.load, *(control.change for control in controls)], update_preview, inputs=controls,
+          outputs=preview_outputs, show_progress="hidden", trigger_mode="always_last")
 
     def update_targets(model_name):
         choices, defaults, message = launch.target_choices(model_name)

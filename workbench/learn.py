@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -72,6 +74,7 @@ class JupyterLab:
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
+        self.log = None  # the server's output file, kept for error messages
 
     def start(self) -> str:
         """Start the server unless it runs already; return its URL with the login token."""
@@ -84,7 +87,10 @@ class JupyterLab:
             sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={self.folder}",
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--allow-root")  # containers often run as root, which JupyterLab rejects by default
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="msplora-jupyterlab-", suffix=".log", delete=False)
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         atexit.register(self.stop)
         logger.info("Started JupyterLab (pid %d) on 127.0.0.1:%d", self.process.pid, port)
 
@@ -108,14 +114,18 @@ class JupyterLab:
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with code {self.process.returncode} while starting.")
+                tail = Path(self.log.name).read_text(errors="replace").strip().splitlines()[-1:]
+                raise RuntimeError(
+                    f"JupyterLab exited with code {self.process.returncode} while starting: "
+                    f"{' '.join(tail)} (full log: {self.log.name})"
+                )
             try:
                 with urllib.request.urlopen(status_url, timeout=2):
                     return
             except OSError:
                 time.sleep(0.5)
         self.stop()
-        raise TimeoutError(f"JupyterLab did not answer within {self.startup_timeout_s:.0f} s.")
+        raise TimeoutError(f"JupyterLab did not start within {self.startup_timeout_s:.0f} s; check {self.log.name}.")
 
 
 def free_port() -> int:

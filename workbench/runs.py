@@ -1,7 +1,7 @@
 """Handlers of the Runs screen: the shared run table, one run's live charts, stop/resume, downloads.
 
 Handlers only read the engine's store (SQLite and run folders), so a page
-refresh never waits on training, and every browser session sees the same runs.
+refresh never waits on training, and every browser session shows the same runs.
 """
 
 from __future__ import annotations
@@ -146,10 +146,10 @@ def _summary(run: RunStatus, metrics: pd.DataFrame) -> str:
     elif run.elapsed_s is not None:
         lines.append(f"**Elapsed:** {_duration(run.elapsed_s)}")
     spec = run.spec
-    lines.append(
-        f"**Model:** {spec.model} · **data:** {spec.dataset} ({spec.task}) · **method:** {spec.method} "
-        f"rank {spec.rank}" + (f", decay {spec.rank_decay:g}, {spec.mid_groups} mid groups" if spec.method == "msplora" else "")
-    )
+    method = f"{spec.method} rank {spec.rank}"
+    if spec.method == "msplora":
+        method += f", decay {spec.rank_decay:g}, {spec.mid_groups} mid groups"
+    lines.append(f"**Model:** {spec.model} · **data:** {spec.dataset} ({spec.task}) · **method:** {method}")
     final = _final_eval(metrics)
     if final:
         lines.append("**Last evaluation:** " + ", ".join(f"{name} {value:.4g}" for name, value in final.items()))

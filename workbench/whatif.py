@@ -109,6 +109,7 @@ def whatif(
         hf_config = _architecture_config(architecture, config_json)
         table, skipped = budget_table(hf_config, target_modules, ranks, decays, groups)
     except ValueError as error:
+        logger.info("Rejected what-if budgets for %r: %s", architecture, error)
         return WhatIf(plots.empty_figure("Fix the settings to see budgets."), pd.DataFrame(columns=TABLE_COLUMNS),
                       None, f"**Invalid settings:** {error}")
 

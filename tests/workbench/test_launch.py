@@ -115,7 +115,8 @@ def test_target_choices_missing_folder(tmp_path):
 def test_target_choices_local_folder(tmp_path):
     from transformers import BertConfig
 
-    BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path)
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    config.save_pretrained(tmp_path)
     choices, defaults, error = launch.target_choices(str(tmp_path))
     assert error == ""
     assert defaults == ["query", "value"]
