@@ -74,7 +74,7 @@ def main() -> None:
         engine.stop_workers(timeout=30)
 
     record = {
-        "command": "bench/engine_quality.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _shown_args(args)),
+        "command": "bench/engine_quality.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _command_args(args)),
         "machine": platform.platform(),
         "date": time.strftime("%Y-%m-%d"),
         "settings": common,
@@ -112,7 +112,7 @@ def summarize(engine: Engine, run_id: str) -> dict:
     }
 
 
-def _shown_args(args) -> list[tuple[str, object]]:
+def _command_args(args) -> list[tuple[str, object]]:
     return [(key, value) for key, value in vars(args).items() if value is not None and key not in ("store", "timeout")]
 
 

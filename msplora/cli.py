@@ -144,8 +144,8 @@ def _show(args) -> int:
     metrics = engine.metrics(run.id)
     if not metrics.empty:
         latest = metrics.sort_values("step").groupby(["kind", "name"]).tail(1)
-        shown = latest[latest["kind"].isin(["train", "eval"])]
-        rows = [[r.kind, r.name, r.step, f"{r.value:.4g}"] for r in shown.itertuples()]
+        quality = latest[latest["kind"].isin(["train", "eval"])]
+        rows = [[r.kind, r.name, r.step, f"{r.value:.4g}"] for r in quality.itertuples()]
         print(_table(["kind", "metric", "step", "value"], rows))
     for name, path in engine.artifacts(run.id).items():
         print(f"{name + ':':<10}{path}")

@@ -72,7 +72,8 @@ def test_train_wait_runs_show(tmp_path, make_spec, capsys):
 
         assert main(["runs", "--store", str(store)]) == 0
         listing = capsys.readouterr().out
-        assert run_id in listing and "completed" in listing
+        assert run_id in listing
+        assert "completed" in listing
 
         assert main(["show", run_id, "--store", str(store)]) == 0
         shown = capsys.readouterr().out

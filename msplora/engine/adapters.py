@@ -111,7 +111,7 @@ def _lora_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _lora_budget(model: nn.Module, rank: int) -> dict[str, Any]:
-    """The Budget.to_dict() shape for PEFT LoRA, as one level "lora" (the level name of its spectra)."""
+    """Count PEFT LoRA's parameters in the Budget.to_dict() shape, as one level "lora" like its spectra."""
     adapters = 0
     lora_params = 0
     for _, module in _lora_modules(model):

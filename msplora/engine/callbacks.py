@@ -1,4 +1,4 @@
-"""Trainer callbacks that stream a run into the store and answer stop requests.
+"""Trainer callbacks that stream a run into the store and handle stop requests.
 
 `StoreCallback` writes every Trainer log (training loss, learning rate,
 evaluation metrics) as metric rows, adds system metrics (throughput, elapsed
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import resource
 import sys
 import threading
 import time
@@ -189,9 +188,17 @@ def peak_memory_mb() -> float:
     """Peak memory in MiB: CUDA max allocated when CUDA is in use, else the process's peak RSS."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        import resource
+    except ImportError:  # Windows has no resource module; report the current RSS instead
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in KiB on Linux and in bytes on macOS
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+    if sys.platform == "darwin":
+        return peak / 2**20
+    return peak / 2**10
 
 
 def _kind_and_name(key: str) -> tuple[str, str]:

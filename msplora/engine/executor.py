@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,7 +127,7 @@ def start_worker(store_root: Path, *, idle_exit_s: float | None = None) -> int:
 def live_worker_pids(store: RunStore) -> list[int]:
     """Return pids of workers whose heartbeat is fresh and whose process is alive here."""
     now = time.time()
-    hostname = os.uname().nodename
+    hostname = socket.gethostname()
     live = []
     for worker in store.workers():
         fresh = now - worker["heartbeat_at"] < HEARTBEAT_STALE_S

@@ -211,8 +211,8 @@ def _validate_fields(spec: RunSpec) -> None:
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
-        shown = [c for c in choices if c is not None]
-        raise ValueError(f"{name}={value!r} is invalid; use one of {shown}")
+        valid = [c for c in choices if c is not None]
+        raise ValueError(f"{name}={value!r} is invalid; use one of {valid}")
 
 
 def _check_positive_int(name: str, value: Any) -> None:

@@ -17,7 +17,7 @@ Times are Unix seconds (float).
 from __future__ import annotations
 
 import json
-import os
+import socket
 import sqlite3
 import time
 import uuid
@@ -275,7 +275,7 @@ class RunStore:
                 "INSERT INTO workers (pid, hostname, device, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(pid) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, "
                 "device = COALESCE(excluded.device, device)",
-                (pid, os.uname().nodename, device, now, now),
+                (pid, socket.gethostname(), device, now, now),
             )
 
     def remove_worker(self, pid: int) -> None:

@@ -89,7 +89,11 @@ def resolve_device(requested: str | None) -> str:
     cuda = torch.cuda.is_available()
     mps = torch.backends.mps.is_available()
     if requested in (None, "auto"):
-        return "cuda" if cuda else "mps" if mps else "cpu"
+        if cuda:
+            return "cuda"
+        if mps:
+            return "mps"
+        return "cpu"
     if (requested == "cuda" and not cuda) or (requested == "mps" and not mps):
         raise RuntimeError(f"device={requested!r} is not available on this machine; use device=None or 'cpu'")
     return requested

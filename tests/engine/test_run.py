@@ -17,8 +17,8 @@ def test_msplora_run_completes_with_metrics(engine, make_spec):
     assert {"samples_per_s", "elapsed_s", "peak_memory_mb"} <= set(metrics[metrics.kind == "system"].name)
 
     budget = engine.budget(run_id)
-    # ranks 4/2/1 on query and value (32 x 32) of 2 blocks in 2 mid groups:
-    # global 2 roles x 4 x 64, mid 2 roles x 2 groups x 2 x 64, layer 2 roles x 2 blocks x 1 x 64
+    # Ranks 4/2/1 on query and value (32 x 32, so r x 64 per adapter) of 2 blocks in 2 mid groups.
+    # global: 2 roles x 4 x 64; mid: 2 roles x 2 groups x 2 x 64; layer: 2 roles x 2 blocks x 1 x 64.
     assert budget["by_level"] == {"global": 512, "mid": 512, "layer": 256}
 
     spectra = engine.spectra(run_id)
