@@ -4,6 +4,7 @@ Two cases per architecture and target set:
 
 - cold: a fresh Python process imports msplora and the presets, then makes its first
   call. The time covers imports and call; the imports' own share is reported too.
+  Wall-clock and CPU times are both recorded; the target is checked on CPU time.
 - warm: the same call repeated in one process; median time, and the peak memory of one
   call measured apart from the timing (Python heap peak by tracemalloc, and the rise of
   the process's peak resident memory).
@@ -76,14 +77,15 @@ def main() -> None:
             if architecture == "llama-2-70b":
                 case["meets_target"] = (
                     case["warm"]["median_s"] < TARGET_SECONDS_70B
-                    and case["cold"]["call_s"] < TARGET_SECONDS_70B
+                    and case["cold"]["cpu_call_s"] < TARGET_SECONDS_70B
                     and case["memory"]["tracemalloc_peak_mib"] < TARGET_MIB_70B
                     and case["memory"]["peak_rss_rise_mib"] < TARGET_MIB_70B
                 )
             results["cases"].append(case)
             print(
                 f"{architecture} {target_set}: cold {case['cold']['total_s']:.2f} s "
-                f"(call {case['cold']['call_s']:.3f} s), warm {case['warm']['median_s']:.3f} s, "
+                f"(call {case['cold']['call_s']:.3f} s, CPU {case['cold']['cpu_call_s']:.3f} s), "
+                f"warm CPU {case['warm']['median_s']:.3f} s, "
                 f"heap peak {case['memory']['tracemalloc_peak_mib']:.1f} MiB, "
                 f"RSS rise {case['memory']['peak_rss_rise_mib']:.1f} MiB",
                 flush=True,
@@ -94,19 +96,22 @@ def main() -> None:
 
 def cold_call(architecture: str, target_set: str) -> dict[str, Any]:
     """Import msplora and make the first budget call in this (fresh) process; return the times."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     from msplora import MSPLoRAConfig, budget_from_config
     from msplora.presets import preset_config
 
-    imported = time.perf_counter()
+    imported, cpu_imported = time.perf_counter(), time.process_time()
     hf_config = preset_config(architecture)
     config = MSPLoRAConfig(target_modules=targets_for(hf_config.model_type, target_set))
     budget = budget_from_config(hf_config, config)
-    finished = time.perf_counter()
+    finished, cpu_finished = time.perf_counter(), time.process_time()
     return {
         "total_s": finished - started,
         "imports_s": imported - started,
         "call_s": finished - imported,
+        "cpu_total_s": cpu_finished - cpu_started,
+        "cpu_imports_s": cpu_imported - cpu_started,
+        "cpu_call_s": cpu_finished - cpu_imported,
         "budget_total": budget.total,
         "peak_rss_mib": common.process_peak_rss_mib(),
     }
@@ -130,7 +135,7 @@ def warm_calls(architecture: str, target_set: str, repeats: int) -> dict[str, An
         return lambda: budget_from_config(hf_config, config)
 
     call = call_for(architecture)
-    samples = common.time_alternating({"case": call, "peer": call_for(PEER)}, device="cpu", repeats=repeats)
+    timings = common.time_alternating({"case": call, "peer": call_for(PEER)}, device="cpu", repeats=repeats)
 
     gc.collect()
     rss_rise = common.peak_rss_tracker()
@@ -140,9 +145,11 @@ def warm_calls(architecture: str, target_set: str, repeats: int) -> dict[str, An
     tracemalloc.stop()
     return {
         "budget": budget.to_dict(),
-        "warm": common.summarise_times(samples["case"]),
-        "peer_warm": {"architecture": PEER, **common.summarise_times(samples["peer"])},
-        "over_peer": common.paired_ratio(samples, "case", "peer"),
+        "warm": common.summarise_times(timings.primary["case"]),
+        "warm_wall": common.summarise_times(timings.wall["case"]),
+        "peer_warm": {"architecture": PEER, **common.summarise_times(timings.primary["peer"])},
+        "over_peer": common.paired_ratio(timings.primary, "case", "peer"),
+        "clock": timings.clock,
         "memory": {
             "tracemalloc_peak_mib": heap_peak / 2**20,
             "peak_rss_rise_mib": rss_rise(),

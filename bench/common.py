@@ -4,6 +4,12 @@ Every figure in BENCHMARKS.md is a ratio against a peer measured in the same run
 `time_alternating` runs the contenders in turn (warm-up first, then rounds whose
 order rotates), so slow drift of a shared machine hits every contender alike, and
 the ratio reported is the median of the per-round ratios.
+
+On CPU the primary clock is the process's CPU time (`time.process_time`, all its
+threads), because on a machine shared with other work the wall-clock time of a
+step also counts the time the process waited for a core. Wall-clock times are
+recorded beside it. On CUDA the primary clock is the wall clock, after a
+synchronize.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +96,34 @@ def autocast(device: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+@dataclass
+class Timings:
+    """Samples of each contender in seconds per call, in round order, on two clocks.
+
+    Attributes:
+        clock: the primary clock, "cpu" (process CPU time) on CPU, "wall" on CUDA.
+        wall: contender name -> wall-clock samples.
+        cpu: contender name -> process CPU-time samples.
+    """
+
+    clock: str
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+    @property
+    def primary(self) -> dict[str, list[float]]:
+        """The samples of the primary clock, which the reported ratios use."""
+        return self.cpu if self.clock == "cpu" else self.wall
+
+    def summary(self) -> dict[str, Any]:
+        """Median, minimum and maximum per contender on both clocks, with the primary clock named."""
+        return {
+            "clock": self.clock,
+            "cpu": {name: summarise_times(values) for name, values in self.cpu.items()},
+            "wall": {name: summarise_times(values) for name, values in self.wall.items()},
+        }
+
+
 def time_alternating(
     contenders: dict[str, Callable[[], Any]],
     *,
@@ -96,12 +131,11 @@ def time_alternating(
     repeats: int,
     warmup: int = 2,
     calls: int = 1,
-) -> dict[str, list[float]]:
+) -> Timings:
     """Time each contender `repeats` times, one of each per round, after `warmup` untimed rounds.
 
     Each sample is the mean seconds per call over `calls` back-to-back calls. The
     order within a round rotates, so no contender always runs first after another.
-    Returns contender name -> list of samples, in round order.
     """
     names = list(contenders)
     for _ in range(warmup):
@@ -109,18 +143,23 @@ def time_alternating(
             contenders[name]()
     synchronize(device)
 
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    timings = Timings(
+        clock="wall" if device.startswith("cuda") else "cpu",
+        wall={name: [] for name in names},
+        cpu={name: [] for name in names},
+    )
     for round_index in range(repeats):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             function = contenders[name]
             synchronize(device)
-            started = time.perf_counter()
+            wall_started, cpu_started = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 function()
             synchronize(device)
-            samples[name].append((time.perf_counter() - started) / calls)
-    return samples
+            timings.wall[name].append((time.perf_counter() - wall_started) / calls)
+            timings.cpu[name].append((time.process_time() - cpu_started) / calls)
+    return timings
 
 
 def paired_ratio(samples: dict[str, list[float]], numerator: str, denominator: str) -> dict[str, float]:

@@ -69,14 +69,14 @@ def main() -> None:
                 "merged": forward_function(merged, batch, args.device),
                 "unmerged": forward_function(unmerged, batch, args.device),
             }
-            samples = common.time_alternating(contenders, device=args.device, repeats=repeats, calls=args.calls)
+            timings = common.time_alternating(contenders, device=args.device, repeats=repeats, calls=args.calls)
             case = {
                 "model": model_name,
                 "targets": target_set,
                 "max_abs_logit_difference_merged_vs_unmerged": max_difference,
-                "times": {name: common.summarise_times(values) for name, values in samples.items()},
-                "merged_over_base": common.paired_ratio(samples, "merged", "base"),
-                "unmerged_over_base": common.paired_ratio(samples, "unmerged", "base"),
+                "times": timings.summary(),
+                "merged_over_base": common.paired_ratio(timings.primary, "merged", "base"),
+                "unmerged_over_base": common.paired_ratio(timings.primary, "unmerged", "base"),
             }
             case["meets_target"] = case["merged_over_base"]["median"] <= TARGET
             results["cases"].append(case)

@@ -121,7 +121,7 @@ def compare_factors(hidden: int, repeats: int) -> dict[str, Any]:
 
     dense_values = from_dense()
     difference, tail = _max_differences(from_cores(), dense_values)
-    samples = common.time_alternating(
+    timings = common.time_alternating(
         {"cores": from_cores, "dense": from_dense}, device="cpu", repeats=repeats, warmup=0 if hidden >= 4096 else 1
     )
     case = {
@@ -130,8 +130,8 @@ def compare_factors(hidden: int, repeats: int) -> dict[str, Any]:
         "max_abs_difference": difference,
         "max_dense_value_beyond_rank": tail,
         "max_singular_value": max(float(values[0]) for values in dense_values),
-        "times": {name: common.summarise_times(values) for name, values in samples.items()},
-        "speedup": common.paired_ratio(samples, "dense", "cores"),
+        "times": timings.summary(),
+        "speedup": common.paired_ratio(timings.primary, "dense", "cores"),
     }
     if hidden in TARGET_SPEEDUP:
         case["target_speedup"] = TARGET_SPEEDUP[hidden]
@@ -168,7 +168,7 @@ def compare_model(name: str, model: nn.Module, repeats: int) -> dict[str, Any]:
     core_blocks = [torch.tensor(b.singular_values, dtype=torch.float64) for b in spectra.blocks]
     difference, tail = _max_differences(core_adapters + core_blocks, dense_adapters + dense_blocks)
 
-    samples = common.time_alternating({"level_spectra": model.level_spectra, "dense": dense}, device="cpu",
+    timings = common.time_alternating({"level_spectra": model.level_spectra, "dense": dense}, device="cpu",
                                       repeats=repeats, warmup=1)
     return {
         "model": name,
@@ -177,8 +177,8 @@ def compare_model(name: str, model: nn.Module, repeats: int) -> dict[str, Any]:
         "blocks": len(layers),
         "max_abs_difference": difference,
         "max_dense_value_beyond_rank": tail,
-        "times": {key: common.summarise_times(values) for key, values in samples.items()},
-        "speedup": common.paired_ratio(samples, "dense", "level_spectra"),
+        "times": timings.summary(),
+        "speedup": common.paired_ratio(timings.primary, "dense", "level_spectra"),
     }
 
 
@@ -189,11 +189,11 @@ def cadence_cost(
     model = model.to(device)
     batch = make_batch(base, batch_size, LENGTH, device)
     contenders = {"snapshot": lambda: model.level_spectra().to_dict(), "train_step": make_step(model, device, batch)}
-    samples = common.time_alternating(contenders, device=device, repeats=repeats, warmup=1)
-    per_step = common.paired_ratio(samples, "snapshot", "train_step")
+    timings = common.time_alternating(contenders, device=device, repeats=repeats, warmup=1)
+    per_step = common.paired_ratio(timings.primary, "snapshot", "train_step")
     return {
         "model": name,
-        "times": {key: common.summarise_times(values) for key, values in samples.items()},
+        "times": timings.summary(),
         "snapshot_over_step": per_step,
         "share_of_training": per_step["median"] / spectra_steps,
         "target_share": TARGET_SHARE,

@@ -69,16 +69,16 @@ def main() -> None:
         for target_set, targets in target_sets(base).items():
             contenders = build_contenders(base, targets, args.device)
             steps = {name: make_step(model, args.device, batch) for name, model in contenders.items()}
-            samples = common.time_alternating(steps, device=args.device, repeats=repeats)
+            timings = common.time_alternating(steps, device=args.device, repeats=repeats)
             case = {
                 "model": model_name,
                 "targets": target_set,
                 "target_modules": targets,
                 "trainable_params": {name: trainable_count(model) for name, model in contenders.items()},
-                "times": {name: common.summarise_times(values) for name, values in samples.items()},
-                "msplora_over_lora": common.paired_ratio(samples, "msplora", "lora"),
-                "msplora_over_floor": common.paired_ratio(samples, "msplora", "floor"),
-                "lora_over_floor": common.paired_ratio(samples, "lora", "floor"),
+                "times": timings.summary(),
+                "msplora_over_lora": common.paired_ratio(timings.primary, "msplora", "lora"),
+                "msplora_over_floor": common.paired_ratio(timings.primary, "msplora", "floor"),
+                "lora_over_floor": common.paired_ratio(timings.primary, "lora", "floor"),
             }
             results["cases"].append(case)
             print(
