@@ -80,3 +80,8 @@ def test_yaml_not_a_mapping():
 
 def test_comma_separated_targets():
     assert RunSpec(target_modules="query, value").target_modules == ["query", "value"]
+
+
+def test_levels_subset_reaches_config():
+    config = RunSpec(levels=("global", "layer")).msplora_config()
+    assert config.level_names == ("global", "layer")
