@@ -175,6 +175,7 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
 def _runs_tab(engine: Engine, downloads_dir: Path) -> None:
     timer = gr.Timer(REFRESH_SECONDS)
     shown_table = gr.State("")  # JSON of the table this session shows
+    shown_view = gr.State("")  # signature of the run view this session shows
     table = gr.Dataframe(runs.runs_table(engine), label="Runs of the shared engine (click a row to open it)",
                          interactive=False, elem_id="runs_table")
     with gr.Row():
@@ -187,7 +188,8 @@ def _runs_tab(engine: Engine, downloads_dir: Path) -> None:
         resume = gr.Button("Resume run", elem_id="resume_button")
         prepare = gr.Button("Prepare downloads")
     action_message = gr.Markdown("", elem_id="run_message")
-    downloads = gr.File(label="Artifacts (folders zipped)", file_count="multiple", interactive=False)
+    downloads = gr.File(label="Artifacts (folders zipped)", file_count="multiple", interactive=False,
+                        elem_id="downloads")
 
     summary = gr.Markdown("Select a run in the table.", elem_id="run_summary")
     with gr.Row():
@@ -205,9 +207,17 @@ def _runs_tab(engine: Engine, downloads_dir: Path) -> None:
     view_outputs = [summary, loss, eval_metrics, learning_rate, budget, spectra, evolution, redundancy, log]
 
     def show_run(selected, weight, log_scale):
+        # Take the signature before reading the view: a run that changes in between is redrawn next tick.
+        signature = runs.view_signature(engine, selected) + f"|{weight}|{log_scale}"
         view = runs.run_view(engine, selected, smoothing=weight, log_y=log_scale)
         return (view.summary, view.loss, view.eval_metrics, view.learning_rate, view.budget, view.spectra,
-                view.spectra_evolution, view.redundancy, view.log)
+                view.spectra_evolution, view.redundancy, view.log, signature)
+
+    def refresh_run(selected, weight, log_scale, shown):
+        # Redraw only when the run has new rows, so a finished run keeps its zoom and does not flicker.
+        if runs.view_signature(engine, selected) + f"|{weight}|{log_scale}" == shown:
+            return (*(gr.update() for _ in view_outputs), shown)
+        return show_run(selected, weight, log_scale)
 
     def refresh_table(shown):
         # Skip unchanged tables, so an idle page does not re-render (and lose a click) every tick.
@@ -222,10 +232,11 @@ def _runs_tab(engine: Engine, downloads_dir: Path) -> None:
 
     table.select(pick_row, outputs=run_id)
     gr.on([run_id.change, smoothing.change, log_y.change], show_run, inputs=[run_id, smoothing, log_y],
-          outputs=view_outputs, show_progress="hidden")
+          outputs=[*view_outputs, shown_view], show_progress="hidden")
     timer.tick(refresh_table, inputs=shown_table, outputs=[table, run_id, shown_table],
                show_progress="hidden")
-    timer.tick(show_run, inputs=[run_id, smoothing, log_y], outputs=view_outputs, show_progress="hidden")
+    timer.tick(refresh_run, inputs=[run_id, smoothing, log_y, shown_view], outputs=[*view_outputs, shown_view],
+               show_progress="hidden")
 
     stop.click(functools.partial(runs.stop_run, engine), inputs=run_id, outputs=action_message)
     resume.click(functools.partial(runs.resume_run, engine), inputs=run_id, outputs=action_message)
@@ -294,13 +305,13 @@ def _whatif_tab(downloads_dir: Path) -> None:
 def _learn_tab(notebooks_dir: Path, jupyterlab: learn.JupyterLab) -> None:
     notebooks = learn.list_notebooks(notebooks_dir)
     gr.Markdown("Teaching notebooks: read them here, or open them in JupyterLab to run and edit.")
-    listing = gr.Dataframe(notebooks, interactive=False, label="Notebooks")
+    listing = gr.Dataframe(notebooks, interactive=False, label="Notebooks", elem_id="notebooks")
     with gr.Row():
         chosen = gr.Dropdown(list(notebooks["file"]), label="Notebook", scale=2)
         render = gr.Button("Read here")
         open_lab = gr.Button("Open JupyterLab")
     link = gr.Markdown("")
-    page = gr.HTML("")
+    page = gr.HTML("", elem_id="notebook_page")
 
     def pick_notebook(event: gr.SelectData):
         return event.row_value[0]

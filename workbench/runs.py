@@ -18,7 +18,9 @@ import plotly.graph_objects as go
 from msplora import plots
 from msplora.engine import Engine, RunStatus
 
-__all__ = ["RUN_COLUMNS", "RunView", "runs_table", "run_view", "stop_run", "resume_run", "artifact_files"]
+__all__ = [
+    "RUN_COLUMNS", "RunView", "runs_table", "run_view", "view_signature", "stop_run", "resume_run", "artifact_files",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,19 @@ def run_view(engine: Engine, run_id: str | None, smoothing: float = 0.0, log_y: 
         redundancy=plots.redundancy_figure(snapshots),
         log=_log_tail(engine.log(run_id)),
     )
+
+
+def view_signature(engine: Engine, run_id: str | None) -> str:
+    """Summarize what a run view depends on (status, step, row counts), to skip redraws when nothing changed."""
+    if not run_id:
+        return ""
+    try:
+        run = engine.status(run_id)
+    except KeyError:
+        return f"{run_id}|missing"
+    rows = len(engine.metrics(run_id, as_frame=False))
+    snapshots = len(engine.spectra(run_id))
+    return f"{run_id}|{run.status}|{run.step}|{rows}|{snapshots}|{run.finished_at}"
 
 
 def stop_run(engine: Engine, run_id: str | None) -> str:

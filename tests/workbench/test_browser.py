@@ -9,6 +9,7 @@ Screenshots of every screen go to test-artifacts/ for a person to look at.
 
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from workbench import learn
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -108,7 +111,9 @@ def test_launch_watch_stop_and_open(page, tiny_assets):
     _set_dropdown(page, "#model", str(model_dir))
     expect(page.locator("#launch_error")).to_have_text("", timeout=30_000)
     expect(page.locator("#targets")).to_contain_text("query", timeout=30_000)
-    _set_dropdown(page, "#dataset", str(csv))
+    # Upload the CSV: the app copies it into the msplora cache and offers its columns.
+    page.locator("#upload input[type=file]").set_input_files(str(csv))
+    expect(page.locator("#dataset input").first).to_have_value(re.compile(r"uploads/.*tiny\.csv$"), timeout=30_000)
     _set_dropdown(page, "#text_column", "sentence")
     _set_dropdown(page, "#label_column", "label")
 
@@ -164,6 +169,18 @@ def test_launch_watch_stop_and_open(page, tiny_assets):
     expect(summary).to_contain_text("e2e-short", timeout=30_000)
     expect(page.locator("#loss_plot .scatterlayer .trace").first).to_be_attached(timeout=30_000)
 
+    # Its artifacts download as files, the adapter folder zipped.
+    page.get_by_role("button", name="Prepare downloads").click()
+    expect(page.locator("#downloads")).to_contain_text(re.compile(r"adapter\s*\.zip"), timeout=60_000)
+
+    # Another browser session sees the same runs.
+    other = page.context.browser.new_context().new_page()
+    other.goto(page.url)
+    other.get_by_role("tab", name="Runs").click()
+    expect(other.locator("#runs_table")).to_contain_text("e2e-short", timeout=60_000)
+    expect(other.locator("#runs_table")).to_contain_text("cancelled", timeout=30_000)
+    other.context.close()
+
 
 def test_other_screens_render(page):
     from playwright.sync_api import expect
@@ -184,6 +201,12 @@ def test_other_screens_render(page):
     page.screenshot(path=str(ARTIFACTS / "06-whatif.png"), full_page=True)
 
     page.get_by_role("tab", name="Learn").click()
+    notebooks = learn.list_notebooks()
+    if not notebooks.empty:
+        title = notebooks.loc[0, "file"]
+        page.locator("#notebooks").get_by_text(title).filter(visible=True).first.click()
+        page.get_by_role("button", name="Read here").click()
+        expect(page.locator("#notebook_page iframe")).to_be_attached(timeout=60_000)
     page.wait_for_timeout(1000)
     page.get_by_text("About the data and models").click()
     expect(page.get_by_text("Hutto").first).to_be_visible(timeout=30_000)

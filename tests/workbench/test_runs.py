@@ -85,3 +85,15 @@ def test_artifact_files_zip_folders(engine, tmp_path, record_run, tiny_spec):
     assert names == [f"{run_id}-adapter.zip", f"{run_id}-spec.yaml"]
     archive = next(path for path in files if path.endswith(".zip"))
     assert zipfile.ZipFile(archive).namelist() == ["adapter_config.json"]
+
+
+def test_view_signature_changes_with_rows(engine, record_run, tiny_spec):
+    run_id = record_run(engine, tiny_spec(), status="running")
+    before = runs.view_signature(engine, run_id)
+    assert before == runs.view_signature(engine, run_id)
+    engine.store.add_metrics(run_id, [(21, "train", "loss", 0.1)])
+    after = runs.view_signature(engine, run_id)
+    assert after != before
+    engine.store.finish(run_id, "completed")
+    assert runs.view_signature(engine, run_id) != after
+    assert runs.view_signature(engine, None) == ""
