@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
-from transformers.pytorch_utils import Conv1D
 
 from msplora.layout import find_block_stacks
+from msplora.models import default_target_modules, suggest_target_modules
 from msplora.presets import PRESETS
 
 __all__ = ["Architecture", "describe_model", "bundled_models", "DEFAULT_MODEL"]
@@ -89,8 +89,8 @@ def describe_model(model: str) -> Architecture:
             "ModuleList of repeated transformer blocks. Choose a transformer model."
         )
 
-    choices = _linear_names(stacks)
-    defaults = _default_targets(model, hf_config, choices)
+    choices = suggest_target_modules(network)
+    defaults = _default_targets(model, network, choices)
     parameters = sum(parameter.numel() for parameter in network.parameters())
     embedding_parameters = sum(
         module.weight.numel() for module in network.modules() if isinstance(module, nn.Embedding)
@@ -107,17 +107,6 @@ def describe_model(model: str) -> Architecture:
     )
 
 
-# Query/value-equivalent names by transformers model_type, for architectures with no preset.
-_DEFAULT_TARGETS_BY_TYPE = {
-    "bert": ["query", "value"],
-    "roberta": ["query", "value"],
-    "mpnet": ["q", "v"],
-    "llama": ["q_proj", "v_proj"],
-    "mistral": ["q_proj", "v_proj"],
-    "gpt2": ["c_attn"],
-}
-
-
 def _load_config(model: str) -> tuple[PretrainedConfig, str]:
     if model in PRESETS and PRESETS[model].bundled:
         return PRESETS[model].config(), PRESETS[model].source
@@ -128,7 +117,7 @@ def _load_config(model: str) -> tuple[PretrainedConfig, str]:
                 f"The folder {str(path)!r} has no config.json. Choose a folder saved with save_pretrained."
             )
         return AutoConfig.from_pretrained(path, local_files_only=True), f"local folder {path}"
-    if path.suffix or model.startswith(("/", ".", "~")):
+    if model.startswith(("/", ".", "~")):  # a path, not a hub id such as "Qwen/Qwen2.5-0.5B"
         raise ValueError(f"Model folder {model!r} not found. Check the path, or choose a bundled model.")
 
     try:
@@ -141,21 +130,9 @@ def _load_config(model: str) -> tuple[PretrainedConfig, str]:
         ) from error
 
 
-def _linear_names(stacks: dict[str, nn.ModuleList]) -> list[str]:
-    """List the last name of each linear map inside a block: query, key, value, dense, ..."""
-    names: list[str] = []
-    for blocks in stacks.values():
-        for path, module in blocks[0].named_modules():
-            name = path.rsplit(".", 1)[-1]
-            if isinstance(module, (nn.Linear, Conv1D)) and name not in names:
-                names.append(name)
-    return names
-
-
-def _default_targets(model: str, hf_config: PretrainedConfig, choices: list[str]) -> list[str]:
+def _default_targets(model: str, network: nn.Module, choices: list[str]) -> list[str]:
     if model in PRESETS:
-        wanted = list(PRESETS[model].default_targets)
-    else:
-        wanted = _DEFAULT_TARGETS_BY_TYPE.get(hf_config.model_type, [])
-    defaults = [name for name in wanted if name in choices]
-    return defaults or choices[:2]
+        defaults = [name for name in PRESETS[model].default_targets if name in choices]
+        if defaults:
+            return defaults
+    return default_target_modules(network)

@@ -51,6 +51,9 @@ def render_notebook(file_name: str | None, folder: Path = NOTEBOOKS_DIR) -> str:
     """Render a notebook of `folder` to read-only HTML with nbconvert (stored outputs, no execution).
 
     The HTML goes into an iframe's `srcdoc` so its styles stay apart from the app's.
+
+    NOTE: nbconvert's template loads MathJax from a CDN, so with no network the
+    LaTeX in markdown cells shows as source text.
     """
     if not file_name:
         return "<p>Choose a notebook.</p>"

@@ -2,15 +2,16 @@
 
 import os
 
-import numpy as np
-import pytest
-
-from msplora.budget import budget_from_config
-from msplora.engine import Engine, RunSpec
-from msplora.presets import preset_config
-
+# Set before transformers and gradio are imported: both read these once, at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from msplora.budget import budget_from_config  # noqa: E402
+from msplora.engine import Engine, RunSpec  # noqa: E402
+from msplora.presets import preset_config  # noqa: E402
 
 
 @pytest.fixture

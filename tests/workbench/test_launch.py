@@ -112,6 +112,13 @@ def test_target_choices_missing_folder(tmp_path):
     assert "not found" in error
 
 
+def test_target_choices_hub_id_offline():
+    # HF_HUB_OFFLINE=1 is set in conftest, so the hub path fails at once with the offline advice.
+    choices, defaults, error = launch.target_choices("someone/Model-1.5B")
+    assert choices == []
+    assert "Without hub access" in error
+
+
 def test_target_choices_local_folder(tmp_path):
     from transformers import BertConfig
 

@@ -69,3 +69,28 @@ def test_app_requires_login(engine, tmp_path):
             assert json.loads(response.read()) == {"success": True}
     finally:
         app.close()
+
+
+def test_upload_over_limit_rejected(engine, tmp_path):
+    app = build_app(engine, downloads_dir=tmp_path / "downloads", notebooks_dir=tmp_path)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, max_file_size="1kb")
+    try:
+        for size, expected in [(512, 200), (4096, 413)]:
+            boundary = "msploraboundary"
+            body = (
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"data.csv\"\r\n"
+                f"Content-Type: text/csv\r\n\r\n"
+            ).encode() + b"x" * size + f"\r\n--{boundary}--\r\n".encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/gradio_api/upload", data=body, method="POST",
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            assert status == expected, f"upload of {size} bytes"
+    finally:
+        app.close()
