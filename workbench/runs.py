@@ -1,7 +1,9 @@
 """Handlers of the Runs screen: the shared run table, one run's live charts, stop/resume, downloads.
 
-Handlers only read the engine's store (SQLite and run folders), so a page
-refresh never waits on training, and every browser session shows the same runs.
+Handlers read the engine's store (SQLite and run folders), and stop and resume
+only change a run's row there (resume may also start a worker process), so no
+handler waits on training. Every browser session reads the same store, so all
+of them show the same runs.
 """
 
 from __future__ import annotations
