@@ -90,6 +90,7 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
                 alpha = gr.Number(16.0, minimum=0.0, label="Alpha", info="Each level is scaled by alpha / rank.")
                 dropout = gr.Number(0.0, minimum=0.0, maximum=0.99, label="Dropout")
                 staged = gr.Checkbox(False, label="Staged training (global → mid → layer)")
+            control_error = gr.Markdown("", elem_id="control_error")  # the preview's error, next to the controls
 
             with gr.Accordion("Training settings", open=False):
                 with gr.Row():
@@ -129,9 +130,10 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
     def update_preview(*values):
         result = launch.preview(launch.LaunchForm.from_values(*values))
         message = f"**Cannot launch:** {result.error}" if result.error else ""
-        return result.pyramid, result.budget, result.estimate, message, gr.update(interactive=result.can_launch)
+        return (result.pyramid, result.budget, result.estimate, message, message,
+                gr.update(interactive=result.can_launch))
 
-    preview_outputs = [pyramid, budget, estimate, error, launch_button]
+    preview_outputs = [pyramid, budget, estimate, error, control_error, launch_button]
     gr.on([app.load, *(control.change for control in controls)], update_preview, inputs=controls,
           outputs=preview_outputs, show_progress="hidden", trigger_mode="always_last")
 

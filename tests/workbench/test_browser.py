@@ -120,6 +120,7 @@ def test_launch_watch_stop_and_open(page, tiny_assets):
     # An invalid choice is explained and blocks the launch.
     _set_number(page, "#mid_groups", "9")
     expect(page.locator("#launch_error")).to_contain_text("only 4 adapted blocks", timeout=30_000)
+    expect(page.locator("#control_error")).to_contain_text("only 4 adapted blocks", timeout=30_000)
     expect(page.locator("#launch_button")).to_be_disabled(timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "02-launch-invalid.png"), full_page=True)
     _set_number(page, "#mid_groups", "2")
