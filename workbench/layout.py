@@ -256,7 +256,7 @@ def _compare_tab(engine: Engine, tab: gr.Tab) -> None:
         smoothing = gr.Slider(0.0, 0.95, value=0.0, step=0.05, label="Smoothing (EMA weight)")
         log_y = gr.Checkbox(False, label="Log scale")
     curves = gr.Plot(label="Curves", elem_id="compare_curves")
-    configs = gr.Dataframe(label="Configs side by side (differences highlighted)", interactive=False)
+    configs = gr.Dataframe(label="Configs side by side (differences highlighted)", interactive=False, wrap=True)
     differing = gr.Markdown("")
     pareto = gr.Plot(label="Trainable parameters against final metric")
 
