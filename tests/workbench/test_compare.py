@@ -53,3 +53,16 @@ def test_compare_nothing_selected(engine):
 def test_run_choices_labels(engine, record_run, tiny_spec):
     run_id = record_run(engine, tiny_spec(name="labelled"))
     assert compare.run_choices(engine) == [(f"labelled [{run_id}] completed", run_id)]
+
+
+def test_gradio_table_keeps_highlight(engine, record_run, tiny_spec):
+    import gradio as gr
+
+    first = record_run(engine, tiny_spec(name="a", rank=4))
+    second = record_run(engine, tiny_spec(name="b", rank=8))
+    styled = compare.compare_runs(engine, [first, second]).configs
+    shown = gr.Dataframe(interactive=False).postprocess(styled)
+    fields = [row[0] for row in shown.data]
+    styling = shown.metadata["styling"]
+    assert styling[fields.index("rank")][1] == compare.DIFFERENCE_STYLE
+    assert styling[fields.index("model")][1] == ""
