@@ -88,28 +88,33 @@ def budget_figure(budget: Mapping[str, Any], lora_rank: int | None = None) -> go
     """Compare the trainable parameters per level with LoRA of the same top rank.
 
     `budget` is `Budget.to_dict()`; its `lora_equivalent` is the count of plain
-    LoRA at the top rank on the same targets.
+    LoRA at the top rank on the same targets. A LoRA run's budget has the one
+    level "lora" (as the engine records it), drawn as a single bar.
     """
     by_level = budget.get("by_level") or {}
     if not by_level:
         return empty_figure("No budget recorded yet.")
 
+    pyramid = any(level in by_level for level in LEVELS)
+    run_label = "MSPLoRA" if pyramid else (f"LoRA r={lora_rank}" if lora_rank else "LoRA")
+    levels = [level for level in LEVELS if level in by_level] + [level for level in by_level if level not in LEVELS]
+
     figure = go.Figure()
-    for level in (level for level in LEVELS if level in by_level):
+    for level in levels:
         count = int(by_level[level])
         figure.add_trace(
             go.Bar(
                 name=level,
-                x=["MSPLoRA"],
+                x=[run_label],
                 y=[count],
-                marker_color=LEVEL_COLORS[level],
+                marker_color=LEVEL_COLORS.get(level, LEVEL_COLORS["lora"]),
                 text=[f"{count:,}"],
                 hovertemplate=f"{level}: %{{y:,}} parameters<extra></extra>",
             )
         )
 
     lora = budget.get("lora_equivalent")
-    if lora is not None:
+    if lora is not None and pyramid:
         label = f"LoRA r={lora_rank}" if lora_rank else "LoRA, same top rank"
         figure.add_trace(
             go.Bar(
@@ -122,9 +127,9 @@ def budget_figure(budget: Mapping[str, Any], lora_rank: int | None = None) -> go
             )
         )
 
-    total = sum(int(by_level.get(level, 0)) for level in LEVELS)
+    total = int(budget.get("total") or sum(int(count) for count in by_level.values()))
     title = f"Trainable adapter parameters: {total:,}"
-    if lora:
+    if lora and pyramid:
         title += f" ({total / int(lora):.0%} of LoRA)"
     figure.update_layout(barmode="stack", title=title, yaxis_title="parameters", height=360)
     return figure

@@ -186,3 +186,12 @@ def test_whatif_figure_lines():
     figure = plots.whatif_figure(table)
     assert [trace.name for trace in figure.data] == ["LoRA", "MSPLoRA decay 2, 3 groups"]
     assert list(figure.data[1].y) == [60, 120]
+
+
+def test_budget_figure_lora_run():
+    # The engine records a LoRA run's budget with the single level "lora".
+    budget = {"total": 73728, "by_level": {"lora": 73728}, "lora_equivalent": 73728}
+    figure = plots.budget_figure(budget, lora_rank=8)
+    assert [trace.name for trace in figure.data] == ["lora"]
+    assert list(figure.data[0].x) == ["LoRA r=8"]
+    assert figure.layout.title.text == "Trainable adapter parameters: 73,728"

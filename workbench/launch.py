@@ -152,7 +152,7 @@ def preview(form: LaunchForm) -> Preview:
 
     budget = budget_from_layout(layout, config).to_dict()
     if spec.method == "lora":
-        budget["by_level"] = {"layer": budget["total"]}  # one per-block level: plain LoRA
+        budget["by_level"] = {"lora": budget["total"]}  # the level name the engine records for LoRA runs
     estimate = estimate_step(
         architecture.hf_config,
         base_parameters=architecture.parameters,

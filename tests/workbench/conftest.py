@@ -42,7 +42,7 @@ def _record_run(engine, spec, *, status="completed", steps=20, accuracy=0.8, err
         config = spec.msplora_config()
         budget = budget_from_config(preset_config("minilm-l6"), config).to_dict()
     else:
-        budget = {"total": 73728, "by_level": {"layer": 73728}, "lora_equivalent": 73728}
+        budget = {"total": 73728, "by_level": {"lora": 73728}, "lora_equivalent": 73728}
     store.set_budget(run_id, budget)
     for step in (10, 20):
         store.add_spectra(run_id, step, {

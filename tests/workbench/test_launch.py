@@ -70,7 +70,9 @@ def test_preview_explains_unknown_target():
 def test_preview_lora_single_level():
     result = launch.preview(form(method="lora"))
     assert [trace.name for trace in result.pyramid.data] == ["layer"]
-    assert [trace.name for trace in result.budget.data] == ["layer", "LoRA"]
+    assert [trace.name for trace in result.budget.data] == ["lora"]
+    # Formula r * (in + out): rank 8, hidden 384, roles query and value, 6 blocks.
+    assert result.budget.data[0].y[0] == 2 * 6 * 8 * 768
 
 
 def test_spec_text_yaml_and_command():
