@@ -210,7 +210,7 @@ def spectra_figure(snapshot: Mapping[str, Any] | None, log_y: bool = True) -> go
     if not adapters:
         return empty_figure("No spectra recorded yet.")
 
-    levels = [level for level in LEVELS if any(a["level"] == level for a in adapters)]
+    levels = _levels_of(adapters)
     titles = [_level_title(level, spectra) for level in levels]
     figure = make_subplots(rows=1, cols=len(levels), subplot_titles=titles, shared_yaxes=True)
 
@@ -223,7 +223,7 @@ def spectra_figure(snapshot: Mapping[str, Any] | None, log_y: bool = True) -> go
                     y=values,
                     mode="lines+markers",
                     name=adapter["name"],
-                    line=dict(color=LEVEL_COLORS[level], width=1),
+                    line=dict(color=_color(level), width=1),
                     showlegend=False,
                     hovertemplate=f"{adapter['name']}<br>σ%{{x}} = %{{y:.4g}}<extra></extra>",
                 ),
@@ -245,7 +245,7 @@ def spectra_evolution_figure(snapshots: Sequence[Mapping[str, Any]]) -> go.Figur
     rows = []
     for snapshot in snapshots:
         spectra = _spectra_of(snapshot)
-        for level in LEVELS:
+        for level in _levels_of(spectra.get("adapters", [])):
             values = [max(a["singular_values"], default=0.0) for a in spectra.get("adapters", [])
                       if a["level"] == level]
             summary = (spectra.get("levels") or {}).get(level) or {}
@@ -265,7 +265,7 @@ def spectra_evolution_figure(snapshots: Sequence[Mapping[str, Any]]) -> go.Figur
     frame = pd.DataFrame(rows).sort_values("step")
     figure = make_subplots(rows=1, cols=2, subplot_titles=["effective rank", "largest singular value"])
     for level, level_rows in frame.groupby("level", sort=False):
-        color = LEVEL_COLORS[level]
+        color = _color(level)
         figure.add_trace(
             go.Scatter(x=level_rows["step"], y=level_rows["effective_rank"], mode="lines+markers",
                        name=level, line=dict(color=color), legendgroup=level),
@@ -300,7 +300,7 @@ def redundancy_figure(snapshots: Sequence[Mapping[str, Any]]) -> go.Figure:
     for level, level_rows in frame.groupby("level", sort=False):
         figure.add_trace(
             go.Scatter(x=level_rows["step"], y=level_rows["value"], mode="lines+markers", name=level,
-                       line=dict(color=LEVEL_COLORS.get(level, "#000000")))
+                       line=dict(color=_color(level)))
         )
     figure.update_layout(title="Redundancy between blocks", xaxis_title="step",
                          yaxis_title="redundancy", height=320)
@@ -465,6 +465,16 @@ def _series(metrics: pd.DataFrame | None, kind: str, name: str) -> pd.DataFrame:
     rows = rows[rows["metric"] == name.removeprefix("eval_")]
     rows = rows[np.isfinite(rows["value"].astype(float))]
     return rows[["step", "value"]].sort_values("step")
+
+
+def _levels_of(adapters: Sequence[Mapping[str, Any]]) -> list[str]:
+    """List the levels present, global/mid/layer first, then others such as a LoRA run's "lora"."""
+    present = list(dict.fromkeys(adapter["level"] for adapter in adapters))
+    return [level for level in LEVELS if level in present] + [level for level in present if level not in LEVELS]
+
+
+def _color(level: str) -> str:
+    return LEVEL_COLORS.get(level, LEVEL_COLORS["lora"])
 
 
 def _spectra_of(snapshot: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -195,3 +195,16 @@ def test_budget_figure_lora_run():
     assert [trace.name for trace in figure.data] == ["lora"]
     assert list(figure.data[0].x) == ["LoRA r=8"]
     assert figure.layout.title.text == "Trainable adapter parameters: 73,728"
+
+
+def test_spectra_of_lora_run():
+    # The engine reports a LoRA run's adapters as the single level "lora".
+    snapshot = {"step": 10, "spectra": {
+        "adapters": [{"name": "q/0", "level": "lora", "role": "q", "stack": "layers", "group": 0, "blocks": [0],
+                      "singular_values": [0.3, 0.1]}],
+        "levels": {"lora": {"effective_rank": 1.4, "energy": 1.0}}, "redundancy": {"lora": None}}}
+    figure = plots.spectra_figure(snapshot)
+    assert len(figure.data) == 1
+    assert figure.layout.annotations[0].text == "lora (effective rank 1.40)"
+    evolution = plots.spectra_evolution_figure([snapshot])
+    assert [trace.name for trace in evolution.data] == ["lora", "lora"]
