@@ -96,7 +96,9 @@ def budget_figure(budget: Mapping[str, Any], lora_rank: int | None = None) -> go
         return empty_figure("No budget recorded yet.")
 
     pyramid = any(level in by_level for level in LEVELS)
-    run_label = "MSPLoRA" if pyramid else (f"LoRA r={lora_rank}" if lora_rank else "LoRA")
+    run_label = "MSPLoRA"
+    if not pyramid:
+        run_label = f"LoRA r={lora_rank}" if lora_rank else "LoRA"
     levels = [level for level in LEVELS if level in by_level] + [level for level in by_level if level not in LEVELS]
 
     figure = go.Figure()
@@ -430,7 +432,7 @@ def empty_figure(message: str) -> go.Figure:
 
 
 def smooth(values: Sequence[float] | np.ndarray, weight: float) -> np.ndarray:
-    """Smooth a curve with a debiased exponential moving average (TensorBoard's smoothing).
+    """Smooth a curve with a debiased exponential moving average.
 
     `weight` in [0, 1): 0 returns the values unchanged, values near 1 smooth more.
     The debiasing divides by 1 − weight^t so the first points are not pulled toward 0.
