@@ -1,8 +1,9 @@
 """Start the MSPLoRA Workbench: `python -m workbench [--host H] [--port P] [--auth USER:PASSWORD] ...`.
 
 The app serves the shared engine's store (`--runs-dir`, default ./runs or
-$MSPLORA_RUNS_DIR) and makes sure a worker serves it, so queued runs start
-even when no browser is open. It binds to 127.0.0.1 unless --host sets another address.
+$MSPLORA_RUNS_DIR) and starts a worker for it unless one runs, so runs queued
+before the app started begin at once; later submits start a worker as needed.
+It binds to 127.0.0.1 unless --host sets another address.
 """
 
 from __future__ import annotations
