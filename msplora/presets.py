@@ -14,7 +14,6 @@ model card, copied field by field for the fields that shape the network.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +21,6 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 __all__ = ["Preset", "PRESETS", "preset_config", "list_presets", "config_from_json"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,10 +36,10 @@ class Preset:
 
     def __post_init__(self) -> None:
         if not self.name:
-            raise ValueError("Preset name is empty; give it a short id such as 'bert-base'.")
+            raise ValueError("Preset name is empty. Give it a short id such as 'bert-base'.")
         if not self.default_targets:
             raise ValueError(
-                f"Preset {self.name!r} has no default_targets; list the query/value "
+                f"Preset {self.name!r} has no default_targets. List the query/value "
                 "module names of its attention, e.g. ('query', 'value')."
             )
 
@@ -159,7 +156,7 @@ PRESETS: dict[str, Preset] = {
 def preset_config(name: str) -> PretrainedConfig:
     """Build the transformers config of the preset `name` (see `PRESETS`)."""
     if name not in PRESETS:
-        raise KeyError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+        raise KeyError(f"Unknown preset {name!r}. Choose one of {sorted(PRESETS)}.")
     return PRESETS[name].config()
 
 
@@ -204,12 +201,12 @@ def config_from_json(text: str) -> PretrainedConfig:
     model_type = data.pop("model_type", None)
     if not model_type:
         raise ValueError(
-            "The config has no 'model_type' field; add one such as \"model_type\": \"llama\" "
+            "The config has no 'model_type' field. Add one such as \"model_type\": \"llama\" "
             "(every transformers config.json has it)."
         )
     if model_type not in CONFIG_MAPPING:
         raise ValueError(
-            f"Unknown model_type {model_type!r} for transformers; use a model_type that "
+            f"Unknown model_type {model_type!r} for transformers. Use a model_type that "
             "transformers supports, such as 'bert', 'roberta', 'llama' or 'mistral'."
         )
     return AutoConfig.for_model(model_type, **data)
