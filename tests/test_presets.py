@@ -8,12 +8,12 @@ from transformers import AutoModel, AutoModelForCausalLM
 
 from msplora.presets import PRESETS, config_from_json, list_presets, preset_config
 
-# Parameter counts of each full model, built on the meta device from the preset.
-# Origins: the Llama-2 and Mistral counts are the ones transformers prints for
-# the released checkpoints (LlamaForCausalLM / MistralForCausalLM); BERT-base
-# 109,482,240 and RoBERTa-base 124,645,632 are the counts of BertModel and
-# RobertaModel on their model cards; MiniLM-L6 22.7 M and MPNet-base 109.5 M
-# are the sizes in the offline assets table of DESIGN.md.
+# Parameter counts of the released checkpoints, which a preset must reproduce
+# when its model is built on the meta device. The Llama-2 and Mistral counts
+# are those of LlamaForCausalLM / MistralForCausalLM with the real weights.
+# The BERT-base and RoBERTa-base counts are those of BertModel and RobertaModel.
+# The MiniLM-L6 (22.7 M) and MPNet-base (109.5 M) sizes are those of the
+# bundled weights that msplora.assets fetches.
 PUBLISHED_PARAMETER_COUNTS = {
     "bert-base": 109_482_240,
     "roberta-base": 124_645_632,
