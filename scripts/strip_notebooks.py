@@ -22,7 +22,7 @@ RUN_METADATA = ("execution", "collapsed", "scrolled", "ExecuteTime")
 
 
 def strip(notebook: nbformat.NotebookNode) -> bool:
-    """Clear the outputs and run records of every cell in place; return True when anything changed."""
+    """Clear the outputs and run records of every cell in place, and return True when anything changed."""
     changed = False
     for cell in notebook.cells:
         for key in RUN_METADATA:
@@ -41,7 +41,7 @@ def strip(notebook: nbformat.NotebookNode) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks to strip (default: notebooks/*.ipynb)")
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a notebook needs stripping")
+    parser.add_argument("--check", action="store_true", help="change nothing, but exit 1 if a notebook needs stripping")
     args = parser.parse_args(argv)
 
     paths = args.paths or sorted(NOTEBOOKS_DIR.glob("*.ipynb"))

@@ -29,7 +29,7 @@ IDS = [path.stem for path in NOTEBOOKS]
 
 @pytest.fixture
 def kernel_env(tmp_path, monkeypatch):
-    """Point the python3 kernel spec at this interpreter; run in a temporary folder with a temporary run store."""
+    """Point the python3 kernel spec at this interpreter, and run in a temporary folder with a temporary run store."""
     spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     write_kernel_spec(spec_dir, overrides={"argv": argv})
@@ -37,8 +37,8 @@ def kernel_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MSPLORA_QUICK", "1")
     monkeypatch.setenv("MSPLORA_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # One intra-op thread per process unless set: on a busy small CI machine, PyTorch's
-    # default of one thread per core made a MiniLM training step about 9 times slower.
+    # One intra-op thread per process unless set, because PyTorch's default of one thread per
+    # core contends on a busy machine: 12 MiniLM steps took 47 s instead of 6 s (2 cores, load 9).
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     work_dir = tmp_path / "work"
     work_dir.mkdir()
@@ -86,7 +86,8 @@ def test_notebook_structure(path):
     notebook = nbformat.read(path, as_version=4)
     cells = notebook.cells
     code = [cell for cell in cells if cell.cell_type == "code"]
-    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), "the first cell is the title"
+    assert cells[0].cell_type == "markdown", "the first cell is the title"
+    assert cells[0].source.startswith("# "), "the title is a level-1 heading"
     assert "MSPLORA_QUICK" in code[0].source, "the first code cell reads MSPLORA_QUICK"
     for index, cell in enumerate(cells):
         if cell.cell_type != "code":
