@@ -37,6 +37,9 @@ def kernel_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MSPLORA_QUICK", "1")
     monkeypatch.setenv("MSPLORA_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # The notebooks' temporary folders (notebook 5 saves a 90 MB merged model) go under tmp_path.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     # One intra-op thread per process unless set, because PyTorch's default of one thread per
     # core contends on a busy machine: 12 MiniLM steps took 47 s instead of 6 s (2 cores, load 9).
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
