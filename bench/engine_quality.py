@@ -6,13 +6,17 @@ and writes a JSON record with each run's final eval accuracy, the majority-class
 baseline, trainable parameters (adapters + classification head) and seconds per
 training step, plus the MSPLoRA / LoRA ratios.
 
-    .venv/bin/python bench/engine_quality.py --steps 300 --out bench/results/engine_quality.json
+    .venv/bin/python bench/engine_quality.py --steps 150 --out bench/results/engine_quality.json
+
+Times are wall-clock seconds of runs that follow each other in one worker, so on a
+shared machine the time ratio moves with the load (recorded in the JSON).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -25,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="minilm-l6", help="model asset name or folder")
     parser.add_argument("--dataset", default="movie-sentences", help="dataset asset name or file")
-    parser.add_argument("--steps", type=int, default=300, help="training steps of each run")
+    parser.add_argument("--steps", type=int, default=150, help="training steps of each run")
     parser.add_argument("--batch-size", type=int, default=16, help="training batch size")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate of both runs")
     parser.add_argument("--max-length", type=int, default=64, help="max tokens per sentence")
@@ -60,6 +64,7 @@ def main() -> None:
         "msplora": RunSpec(method="msplora", rank_decay=2.0, mid_groups=3, name="bench-msplora", **common),
         "lora": RunSpec(method="lora", name="bench-lora", **common),
     }
+    load_at_start = os.getloadavg()[0]
     run_ids = {method: engine.submit(spec) for method, spec in specs.items()}
     started = time.monotonic()
     results = {}
@@ -77,6 +82,7 @@ def main() -> None:
         "command": "bench/engine_quality.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in _command_args(args)),
         "machine": platform.platform(),
         "date": time.strftime("%Y-%m-%d"),
+        "load_average": {"start": load_at_start, "end": os.getloadavg()[0]},
         "settings": common,
         "runs": results,
         "ratios_msplora_to_lora": {
