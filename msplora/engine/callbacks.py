@@ -1,12 +1,12 @@
 """Trainer callbacks that stream a run into the store and handle stop requests.
 
 `StoreCallback` writes every Trainer log (training loss, learning rate,
-evaluation metrics) as metric rows, adds system metrics (throughput, elapsed
-time, ETA, peak memory), stores a spectra snapshot every `spectra_steps`
-steps, and sets `control.should_training_stop` when the run is cancelled or
-the worker is asked to stop (raising RunStopped to abandon an evaluation in
-progress). A non-finite training loss raises
-FloatingPointError, which fails the run.
+evaluation metrics) as metric rows and adds system metrics (throughput, elapsed
+time, ETA, peak memory). It stores a spectra snapshot every `spectra_steps`
+steps. When the run is cancelled or the worker is asked to stop, it sets
+`control.should_training_stop`, and raises RunStopped to abandon an evaluation
+in progress. A non-finite training loss raises FloatingPointError, which fails
+the run.
 """
 
 from __future__ import annotations
@@ -105,6 +105,8 @@ class StoreCallback(TrainerCallback):
         self.store.add_metrics(self.run_id, rows)
         self._write_progress(state, force=True)
 
+        # NOTE: the loss is seen only at logging steps, so a diverged run trains up to
+        # logging_steps - 1 more steps (or fails earlier, at a spectra snapshot).
         loss = logs.get("loss")
         if loss is not None and not math.isfinite(loss):
             raise FloatingPointError(

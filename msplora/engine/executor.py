@@ -54,7 +54,12 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs the queue in worker processes on this machine, starting one when none is live."""
+    """Runs the queue in worker processes on this machine, starting one when none is live.
+
+    NOTE: the auto-started worker runs every run, one at a time, on the best device. To
+    use a second GPU, start another worker yourself with `CUDA_VISIBLE_DEVICES` set, e.g.
+    `CUDA_VISIBLE_DEVICES=1 msplora worker --device cuda`; workers share the queue safely.
+    """
 
     def __init__(self, store: RunStore, *, idle_exit_s: float | None = 600.0):
         self.store = store
