@@ -83,3 +83,23 @@ def test_killed_worker_run_resumes_from_checkpoint(engine, make_spec):
     assert 10 <= resumed_from <= killed_at
     losses = engine.metrics(run_id).query("kind == 'train' and name == 'loss'")
     assert losses.step.max() == 40
+
+
+def test_cancel_abandons_long_evaluation(engine, make_spec, tmp_path, tiny_csv):
+    # 40 copies of the 120 sentences, 80% of them in the eval split: 3,840 eval examples,
+    # hundreds of prediction steps, so the evaluation at step 1 is still running at cancel.
+    rows = tiny_csv.read_text().splitlines()
+    big_csv = tmp_path / "big.csv"
+    big_csv.write_text("\n".join([rows[0]] + rows[1:] * 40) + "\n")
+    run_id = engine.submit(
+        make_spec(dataset=str(big_csv), eval_fraction=0.8, max_steps=2, eval_steps=1, logging_steps=1)
+    )
+    _wait_for(lambda: engine.status(run_id).step >= 1, timeout=120)
+
+    requested = time.monotonic()
+    engine.cancel(run_id)
+    status = engine.wait(run_id, timeout=60)
+    assert status.status == "cancelled"
+    assert time.monotonic() - requested < 10
+    assert engine.metrics(run_id).query("kind == 'eval'").empty  # the evaluation never finished
+    assert "evaluation abandoned" in engine.log(run_id)
