@@ -105,9 +105,9 @@ class LocalExecutor:
                 continue
         deadline = time.monotonic() + timeout
         for pid in pids:
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 logger.warning("worker pid %d did not exit within %.0f s of SIGTERM", pid, timeout)
         return pids
 
@@ -136,12 +136,12 @@ def live_worker_pids(store: RunStore) -> list[int]:
     live = []
     for worker in store.workers():
         fresh = now - worker["heartbeat_at"] < HEARTBEAT_STALE_S
-        if worker["hostname"] == hostname and fresh and _pid_alive(worker["pid"]):
+        if worker["hostname"] == hostname and fresh and pid_alive(worker["pid"]):
             live.append(worker["pid"])
     return live
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Return True for a running process; a zombie (exited, not yet reaped) counts as dead."""
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -15,12 +15,13 @@ import gc
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 import traceback
 from pathlib import Path
 
-from .executor import HEARTBEAT_INTERVAL_S, live_worker_pids
+from .executor import HEARTBEAT_INTERVAL_S, live_worker_pids, pid_alive
 from .store import RunStore
 
 logger = logging.getLogger("msplora.engine.worker")  # also when run as __main__
@@ -41,6 +42,7 @@ class Worker:
     def serve(self) -> None:
         """Run queued runs until stopped, or until idle for `idle_exit_s` seconds."""
         self.store.heartbeat(self.pid, self.device)
+        self._remove_dead_workers()
         beat = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
         beat.start()
         logger.info("worker pid %d serving store %s", self.pid, self.store.root)
@@ -94,6 +96,14 @@ class Worker:
                 self.store.heartbeat(self.pid, self.device)
             except Exception:  # noqa: BLE001 - a busy store skips one beat, the next one retries
                 logger.warning("worker pid %d failed to write its heartbeat", self.pid, exc_info=True)
+
+    def _remove_dead_workers(self) -> None:
+        """Delete the rows of workers on this host whose process is gone (killed, crashed)."""
+        hostname = socket.gethostname()
+        for worker in self.store.workers():
+            if worker["hostname"] == hostname and not pid_alive(worker["pid"]):
+                self.store.remove_worker(worker["pid"])
+                logger.info("removed the row of dead worker pid %d", worker["pid"])
 
     def _mark_dead_runs(self) -> None:
         for run_id in self.store.mark_interrupted(live_worker_pids(self.store) + [self.pid]):

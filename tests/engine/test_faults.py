@@ -70,6 +70,7 @@ def test_killed_worker_run_resumes_from_checkpoint(engine, make_spec):
 
     engine.executor.ensure_worker()  # the new worker marks the orphaned run interrupted
     _wait_for(lambda: engine.status(run_id).status == "interrupted", timeout=120)
+    assert pid not in [worker["pid"] for worker in engine.store.workers()]  # its stale row is gone
     killed_at = engine.status(run_id).step
 
     engine.resume(run_id)
