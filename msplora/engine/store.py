@@ -151,6 +151,11 @@ class RunStore:
                 (step, max_steps, elapsed_s, eta_s, run_id),
             )
 
+    def set_device(self, run_id: str, device: str) -> None:
+        """Record the device a run actually trains on (the claim records the worker's request)."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE runs SET device = ? WHERE id = ?", (device, run_id))
+
     def finish(self, run_id: str, status: str, error: str | None = None) -> None:
         """Set a finished status (completed, failed, cancelled, interrupted) and the error text."""
         if status not in FINISHED:

@@ -44,6 +44,7 @@ def execute_run(
     run_dir = store.run_dir(run_id)
     spec.to_yaml(run_dir / "spec.yaml")
     device = resolve_device(spec.device or device)
+    store.set_device(run_id, device)
     logger.info("run %s: %s on %s, device %s", run_id, spec.method, spec.model, device)
 
     set_seed(spec.seed)

@@ -7,6 +7,7 @@ def test_msplora_run_completes_with_metrics(engine, make_spec):
     run_id = engine.submit(make_spec())
     status = engine.wait(run_id, timeout=180)
     assert status.status == "completed", engine.log(run_id)
+    assert status.device == "cpu"  # the device the run trained on, not the worker's "auto"
     assert status.step == 6
     assert status.progress == 1.0
 
