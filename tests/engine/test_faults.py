@@ -56,7 +56,6 @@ def test_failures_recorded_and_queue_continues(engine, make_spec):
     assert diverged.error.split(":")[0] in engine.log(diverge)
 
 
-@pytest.mark.slow  # two worker start-ups and two partial runs: about a minute on 2 busy cores
 def test_killed_worker_run_resumes_from_checkpoint(engine, make_spec):
     run_id = engine.submit(make_spec(max_steps=40, save_steps=10, logging_steps=5, eval_steps=1000))
     checkpoints = engine.store.run_dir(run_id) / "checkpoints"
