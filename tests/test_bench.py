@@ -23,6 +23,24 @@ TINY_HIDDEN = 64
 TINY_BLOCKS = 4
 TINY_HEAD = TINY_HIDDEN * 2 + 2
 
+# A hand-written record in the shape bench/merged_inference.py writes, for the report test.
+QUICK_MERGED_RECORD = {
+    "benchmark": "merged_inference",
+    "command": "python bench/merged_inference.py --quick",
+    "machine": {"cpu_model": "test CPU", "cpu_count": 2, "torch_threads": 1, "device": "cpu",
+                "date_utc": "2026-01-01 00:00 UTC", "git_commit": "abc1234", "load_average": [1.0, 1.0, 1.0]},
+    "cases": [
+        {
+            "model": "tiny-bert",
+            "targets": "query_value",
+            "max_abs_logit_difference_merged_vs_unmerged": 1.5e-8,
+            "times": {"clock": "cpu", "cpu": {}, "wall": {}},
+            "merged_over_base": {"median": 0.99, "min": 0.95, "max": 1.05, "ratio_of_medians": 0.99},
+            "unmerged_over_base": {"median": 1.2, "min": 1.1, "max": 1.3, "ratio_of_medians": 1.2},
+        }
+    ],
+}
+
 
 def run_quick(script: str, out: Path, timeout: float = 600) -> dict:
     """Run bench/`script` with --quick on CPU and return the JSON it wrote to `out`."""
@@ -30,6 +48,14 @@ def run_quick(script: str, out: Path, timeout: float = 600) -> dict:
     completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(out.read_text(encoding="utf-8"))
+
+
+def render_report(results_dir: Path) -> str:
+    """Run bench/report.py over the records in `results_dir` and return its Markdown."""
+    command = [sys.executable, str(BENCH / "report.py"), "--results", str(results_dir)]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
 
 
 def assert_machine_record(results: dict) -> None:
@@ -69,6 +95,16 @@ def test_train_step_quick(tmp_path):
     assert cases["query_value"]["trainable_params"]["msplora"] == msplora + TINY_HEAD
 
 
+def test_report_renders_quick_records(tmp_path):
+    (tmp_path / "merged.json").write_text(json.dumps(QUICK_MERGED_RECORD), encoding="utf-8")
+
+    report = render_report(tmp_path)
+
+    assert "## merged.json" in report
+    assert "| tiny-bert | query_value | 0.990 (0.950-1.050) | 1.200 (1.100-1.300) | 1.5e-08 |" in report
+    assert "timings on the process CPU-time clock" in report
+
+
 def test_merged_inference_quick(tmp_path):
     results = run_quick("merged_inference.py", tmp_path / "merged.json")
 
@@ -97,6 +133,10 @@ def test_spectra_quick(tmp_path):
     assert cadence["spectra_steps"] == 50  # RunSpec's default
     share = cadence["cases"][0]["share_of_training"]
     assert share == pytest.approx(cadence["cases"][0]["snapshot_over_step"]["median"] / 50)
+
+    report = render_report(tmp_path)
+    assert "## spectra.json" in report
+    assert "| 128 | [8, 4, 2] |" in report
 
 
 def test_budget_scale_quick(tmp_path):
