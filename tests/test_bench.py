@@ -95,7 +95,7 @@ def test_train_step_quick(tmp_path):
     assert cases["query_value"]["trainable_params"]["msplora"] == msplora + TINY_HEAD
 
 
-def test_report_renders_quick_records(tmp_path):
+def test_report_renders_merged_record(tmp_path):
     (tmp_path / "merged.json").write_text(json.dumps(QUICK_MERGED_RECORD), encoding="utf-8")
 
     report = render_report(tmp_path)
