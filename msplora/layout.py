@@ -189,6 +189,15 @@ def _find_targets(model: nn.Module, config: MSPLoRAConfig, stacks: dict[str, nn.
             f"Linear modules inside its blocks are named: {_suggest_names(model, stacks)}."
         )
 
+    if not isinstance(config.target_modules, str):
+        unmatched = [name for name in config.target_modules if not any(_matches_name(path, name) for path, _ in matches)]
+        if unmatched:
+            raise ValueError(
+                f"target_modules {unmatched} matched no module of {type(model).__name__}, while "
+                f"{[n for n in config.target_modules if n not in unmatched]} did. Fix or remove the unmatched "
+                f"names; linear modules inside its blocks are named: {_suggest_names(model, stacks)}."
+            )
+
     targets: list[Target] = []
     outside: list[str] = []
     unsupported: list[str] = []
@@ -242,7 +251,11 @@ def _find_targets(model: nn.Module, config: MSPLoRAConfig, stacks: dict[str, nn.
 def _matches(path: str, config: MSPLoRAConfig) -> bool:
     if isinstance(config.target_modules, str):
         return re.fullmatch(config.target_modules, path) is not None
-    return any(path == name or path.endswith("." + name) for name in config.target_modules)
+    return any(_matches_name(path, name) for name in config.target_modules)
+
+
+def _matches_name(path: str, name: str) -> bool:
+    return path == name or path.endswith("." + name)
 
 
 def _locate(path: str, stacks: dict[str, nn.ModuleList]) -> tuple[str | None, int]:

@@ -96,6 +96,12 @@ def test_target_matching_nothing_lists_names():
     assert "attention.self.query" in str(err.value)
 
 
+def test_misspelt_target_among_valid_raises():
+    with pytest.raises(ValueError, match=r"target_modules \['valeu'\] matched no module") as err:
+        build_layout(build("bert"), MSPLoRAConfig(target_modules=["query", "valeu"]))
+    assert "attention.self.value" in str(err.value)
+
+
 def test_target_outside_stacks_raises():
     # "dense" also matches bert.pooler.dense, which is outside the block stack.
     with pytest.raises(ValueError, match="outside every block stack") as err:
