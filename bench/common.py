@@ -90,7 +90,7 @@ def synchronize(device: str) -> None:
 
 
 def autocast(device: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; plain float32 on CPU."""
+    """Return bf16 autocast on CUDA, and a no-op context (float32) on CPU."""
     if device.startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -116,7 +116,7 @@ class Timings:
         return self.cpu if self.clock == "cpu" else self.wall
 
     def summary(self) -> dict[str, Any]:
-        """Median, minimum and maximum per contender on both clocks, with the primary clock named."""
+        """Summarise each contender on both clocks, naming the primary clock."""
         return {
             "clock": self.clock,
             "cpu": {name: summarise_times(values) for name, values in self.cpu.items()},
@@ -174,7 +174,7 @@ def paired_ratio(samples: dict[str, list[float]], numerator: str, denominator: s
 
 
 def summarise_times(samples: list[float]) -> dict[str, float]:
-    """Median, minimum and maximum of a list of timings, in seconds."""
+    """Summarise timings in seconds: median, minimum, maximum and count."""
     return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples), "n": len(samples)}
 
 
