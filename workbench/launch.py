@@ -8,6 +8,7 @@ form (and an engine), so tests call them directly.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -35,12 +36,59 @@ __all__ = [
     "store_upload",
     "file_columns",
     "bundled_datasets",
+    "check_columns",
+    "receive_upload",
+    "Upload",
+    "field_error",
+    "msplora_only",
+    "FIELD_LABELS",
+    "MSPLORA_ONLY_FIELDS",
     "UPLOAD_SUFFIXES",
 ]
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+
+# The Launch controls' labels, by form field (RunSpec uses the same names), so errors name the control.
+FIELD_LABELS = {
+    "model": "Model",
+    "dataset": "Dataset",
+    "task": "Task",
+    "method": "Method",
+    "target_modules": "Target modules",
+    "rank": "Rank (global level)",
+    "rank_decay": "Rank decay",
+    "mid_groups": "Mid groups",
+    "group_boundaries": "Explicit group boundaries",
+    "levels": "Levels on",
+    "alpha": "Alpha",
+    "dropout": "Dropout",
+    "staged": "Staged training",
+    "max_steps": "Steps",
+    "batch_size": "Batch size",
+    "learning_rate": "Learning rate",
+    "eval_steps": "Evaluate every (steps)",
+    "spectra_steps": "Spectra every (steps)",
+    "seed": "Seed",
+    "max_length": "Max length (tokens)",
+    "text_column": "Text column",
+    "text_pair_column": "Text pair column",
+    "label_column": "Label column",
+    "name": "Run name",
+}
+
+# Controls that only MSPLoRA runs read; plain LoRA runs ignore them.
+MSPLORA_ONLY_FIELDS = ("rank_decay", "mid_groups", "group_boundaries", "levels", "staged")
+
+# The smallest value of each numeric control. The Number components carry no minimum, so Gradio does
+# not reject a value with a toast that omits the field; build_spec names the field instead.
+_MINIMUMS = {
+    "rank": 1, "rank_decay": 1.0, "mid_groups": 1, "max_steps": 1, "batch_size": 1, "eval_steps": 1,
+    "spectra_steps": 1, "seed": 0, "max_length": 8, "alpha": 0.0, "dropout": 0.0,
+}
+_INTEGER_FIELDS = ("rank", "mid_groups", "max_steps", "batch_size", "eval_steps", "spectra_steps", "seed",
+                   "max_length")
 
 
 @dataclass
@@ -98,6 +146,9 @@ def build_spec(form: LaunchForm) -> RunSpec:
     Raises:
         ValueError: from RunSpec or MSPLoRAConfig validation, naming the field and the fix.
     """
+    _check_numbers(form)
+    if not (form.dataset or "").strip():
+        raise ValueError("Dataset is empty: choose a bundled dataset or upload a CSV, JSONL or Parquet file.")
     boundaries = _parse_boundaries(form.group_boundaries)
     levels = tuple(form.levels) if form.levels is not None else ("global", "mid", "layer")
     if form.method == "lora":
@@ -140,13 +191,15 @@ def preview(form: LaunchForm) -> Preview:
     Any invalid choice is returned as `error` (and blocks launch) instead of raising.
     """
     try:
+        # The model comes first: an unreadable model also empties the target list, and its error is the cause.
+        architecture = _describe(form.model)
         spec = build_spec(form)
-        architecture = describe_model(spec.model)
         config = _adapter_config(spec)
         layout = layout_from_config(architecture.hf_config, config)
+        check_columns(form)
     except (ValueError, KeyError) as error:
         logger.debug("Preview of model %r rejected: %s", form.model, error)
-        message = _error_text(error)
+        message = field_error(error)
         empty = plots.empty_figure("Fix the settings to see the preview.")
         return Preview(pyramid=empty, budget=empty, estimate="", error=message)
 
@@ -174,20 +227,21 @@ def spec_text(form: LaunchForm) -> tuple[str, str]:
     try:
         spec = build_spec(form)
     except ValueError as error:
-        return f"# Invalid settings: {_error_text(error)}", ""
+        return f"# Invalid settings: {field_error(error)}", ""
     return spec.to_yaml(), "msplora train spec.yaml --wait"
 
 
 def submit(engine: Engine, form: LaunchForm) -> tuple[str, str | None]:
     """Validate the form and queue the run. Return a message and the run id (None when rejected)."""
     try:
+        architecture = _describe(form.model)
         spec = build_spec(form)
-        describe_model(spec.model)
-        layout_from_config(describe_model(spec.model).hf_config, _adapter_config(spec))
+        layout_from_config(architecture.hf_config, _adapter_config(spec))
+        check_columns(form)
         run_id = engine.submit(spec)
     except (ValueError, KeyError) as error:
         logger.info("Rejected a launch of model %r: %s", form.model, error)
-        return f"**Not launched.** {_error_text(error)}", None
+        return f"**Not launched.** {field_error(error)}", None
     logger.info("Queued run %s (%s)", run_id, spec.display_name)
     return f"Queued run **{run_id}** ({spec.display_name}). Follow it on the Runs tab.", run_id
 
@@ -195,7 +249,7 @@ def submit(engine: Engine, form: LaunchForm) -> tuple[str, str | None]:
 def target_choices(model: str) -> tuple[list[str], list[str], str]:
     """Return the target module names of `model`, the default selection, and an error ("" when fine)."""
     try:
-        architecture = describe_model(model or "")
+        architecture = _describe(model)
     except ValueError as error:
         return [], [], _error_text(error)
     return architecture.target_choices, architecture.default_targets, ""
@@ -218,9 +272,9 @@ def store_upload(path: str | Path, uploads_dir: Path | None = None) -> Path:
         uploads_dir = cache_dir() / "uploads"
     uploads_dir.mkdir(parents=True, exist_ok=True)
 
-    # Gradio stores each upload in its own temporary folder, so prefix the name with that folder's
-    # name to keep two uploads called data.csv apart.
-    target = uploads_dir / f"{source.parent.name}-{source.name}"
+    # Gradio stores each upload in a temporary folder named by the file's SHA-256, so the first 8 hex
+    # digits of that name keep two different uploads called data.csv apart and the run name short.
+    target = uploads_dir / f"{source.parent.name[:8]}-{source.name}"
     shutil.copyfile(source, target)
     logger.info("Copied upload %s to %s", source.name, target)
     return target
@@ -229,16 +283,91 @@ def store_upload(path: str | Path, uploads_dir: Path | None = None) -> Path:
 def file_columns(path: str | Path) -> list[str]:
     """Read the column names of a CSV, JSONL or Parquet file (the first rows only where possible)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return list(pd.read_csv(path, nrows=5).columns)
-    if suffix in (".jsonl", ".json"):
-        return list(pd.read_json(path, lines=suffix == ".jsonl", nrows=5 if suffix == ".jsonl" else None).columns)
-    if suffix == ".parquet":
+    if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as parquet
 
         return list(parquet.read_schema(path).names)
-    raise ValueError(f"Unsupported file type {suffix!r}: use a CSV, JSONL or Parquet file.")
+    return list(_read_rows(path, rows=5).columns)
+
+
+@dataclass
+class Upload:
+    """The outcome of an upload: the stored file and its columns, or the message that rejects it."""
+
+    path: Path | None
+    columns: list[str]
+    message: str
+
+    @property
+    def accepted(self) -> bool:
+        return self.path is not None
+
+
+def receive_upload(path: str | Path, uploads_dir: Path | None = None) -> Upload:
+    """Store an uploaded dataset file and read its columns; a rejected file is deleted from the cache.
+
+    A rejection comes back as `message` (in plain words, with what to do) instead of raising.
+    """
+    stored = None
+    try:
+        stored = store_upload(path, uploads_dir)
+        _check_utf8(stored, name=Path(path).name)
+        columns = file_columns(stored)
+    except (ValueError, OSError) as error:
+        logger.info("Rejected the upload %s: %s", Path(path).name, error)
+        if stored is not None:
+            stored.unlink(missing_ok=True)
+        return Upload(path=None, columns=[], message=str(error))
+    return Upload(path=stored, columns=columns, message="")
+
+
+def check_columns(form: LaunchForm) -> None:
+    """Check that a local dataset file has the text and label columns the task needs.
+
+    Only files are checked here (from their first rows); bundled and hub datasets
+    are checked by the engine when the run starts.
+
+    Raises:
+        ValueError: a named column is missing, or no text or label column can be
+            guessed (msplora.data's column rules).
+    """
+    path = Path((form.dataset or "").strip())
+    if path.suffix.lower() not in UPLOAD_SUFFIXES or not path.is_file():
+        return
+    import datasets
+
+    from msplora.data.columns import resolve_columns
+
+    sample = datasets.Dataset.from_pandas(_read_rows(path, rows=20), preserve_index=False)
+    resolve_columns(
+        sample,
+        form.task,
+        text_column=form.text_column or None,
+        text_pair_column=form.text_pair_column or None,
+        label_column=form.label_column or None,
+    )
+
+
+def field_error(error: Exception) -> str:
+    """Return the error's message after the label of the control it is about, when it names one.
+
+    The library's messages name RunSpec fields (`target_modules=[] is empty`);
+    the label tells the user which control to change, and the message stays intact after it.
+    """
+    text = _error_text(error)
+    match = re.match(r"(\w+)\b", text)
+    if match and match.group(1) in FIELD_LABELS:
+        return f"{FIELD_LABELS[match.group(1)]}: {text}"
+    # msplora.data's column errors name the role ("the label column 'x' ...", "a label column among").
+    for role in ("text pair", "label", "text"):
+        if f"{role} column" in text:
+            return f"{FIELD_LABELS[role.replace(' ', '_') + '_column']}: {text}"
+    return text
+
+
+def msplora_only(method: str) -> bool:
+    """Return whether the MSPLoRA-only controls (MSPLORA_ONLY_FIELDS) apply to `method`."""
+    return method != "lora"
 
 
 def bundled_datasets() -> list[str]:
@@ -285,6 +414,57 @@ def _as_int(name: str, value: Any) -> int:
     if not number.is_integer():
         raise ValueError(f"{name}={value!r} is invalid: enter a whole number.")
     return int(number)
+
+
+def _check_numbers(form: LaunchForm) -> None:
+    """Raise a ValueError naming the control of the first empty or too small number."""
+    for name in (*_MINIMUMS, "learning_rate"):
+        value = getattr(form, name)
+        label = FIELD_LABELS[name]
+        if value is None:
+            raise ValueError(f"{label} is empty: enter a number.")
+        if name in _MINIMUMS and float(value) < _MINIMUMS[name]:
+            minimum = _MINIMUMS[name]
+            raise ValueError(f"{label} must be at least {minimum:g} (got {float(value):g}).")
+        if name in _INTEGER_FIELDS and not float(value).is_integer():
+            raise ValueError(f"{label} must be a whole number (got {value!r}).")
+
+
+def _describe(model: str | None) -> Architecture:
+    """Describe the model, adding the bundled model names to the error for an unreadable one."""
+    try:
+        return describe_model(model or "")
+    except ValueError as error:
+        from .architecture import bundled_models
+
+        raise ValueError(f"{_error_text(error)} Bundled models: {', '.join(bundled_models())}.") from error
+
+
+def _check_utf8(path: Path, name: str) -> None:
+    """Raise a plain-words ValueError when a CSV or JSON file is not valid UTF-8."""
+    if path.suffix.lower() == ".parquet":
+        return
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start:error.start + 1].hex()
+        raise ValueError(
+            f"The file {name!r} is not valid UTF-8 (byte 0x{byte} at position {error.start}); "
+            "save it as UTF-8 and upload again."
+        ) from None
+
+
+def _read_rows(path: Path, rows: int) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path, nrows=rows)
+    if suffix == ".jsonl":
+        return pd.read_json(path, lines=True, nrows=rows)
+    if suffix == ".json":
+        return pd.read_json(path).head(rows)
+    if suffix == ".parquet":
+        return pd.read_parquet(path).head(rows)
+    raise ValueError(f"Unsupported file type {suffix!r}: use a CSV, JSONL or Parquet file.")
 
 
 def _error_text(error: Exception) -> str:

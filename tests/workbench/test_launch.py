@@ -29,7 +29,7 @@ def test_build_spec_converts_gradio_floats():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"rank": 8.5}, "rank=8.5 is invalid"),
+        ({"rank": 8.5}, "Rank \\(global level\\) must be a whole number"),
         ({"group_boundaries": "2, x"}, "Invalid group boundaries"),
         ({"rank": 2, "rank_decay": 4.0}, "rank would be 2/4.0\\^1 < 1"),
         ({"target_modules": []}, "target_modules"),
@@ -157,3 +157,112 @@ def test_file_columns_jsonl_and_parquet(tmp_path):
     frame.to_parquet(tmp_path / "data.parquet")
     assert launch.file_columns(tmp_path / "data.jsonl") == ["text", "score"]
     assert launch.file_columns(tmp_path / "data.parquet") == ["text", "score"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"max_steps": 0}, "Steps must be at least 1"),
+        ({"batch_size": 0}, "Batch size must be at least 1"),
+        ({"rank_decay": 0.5}, "Rank decay must be at least 1"),
+        ({"rank": 0}, "Rank (global level) must be at least 1"),
+        ({"eval_steps": None}, "Evaluate every (steps) is empty"),
+    ],
+)
+def test_preview_names_number_field(overrides, message):
+    result = launch.preview(form(**overrides))
+    assert result.error.startswith(message)
+    assert not result.can_launch
+
+
+@pytest.mark.parametrize(
+    ("overrides", "label", "library_message"),
+    [
+        ({"target_modules": []}, "Target modules", "target_modules=[] is empty"),
+        ({"levels": []}, "Levels on", "levels=() is empty"),
+        ({"learning_rate": -1.0}, "Learning rate", "learning_rate=-1.0 is out of range"),
+    ],
+)
+def test_preview_prefixes_field_label(overrides, label, library_message):
+    error = launch.preview(form(**overrides)).error
+    assert error.startswith(f"{label}: {library_message}")
+
+
+def test_preview_missing_model_folder_first(tmp_path):
+    # The layout empties the targets of an unreadable model, so the preview sees no targets as well.
+    missing = tmp_path / "nonexistent-model"
+    result = launch.preview(form(model=str(missing), target_modules=[]))
+    assert result.error.startswith(f"Model folder '{missing}' not found")
+    assert "Bundled models: minilm-l6" in result.error
+    assert "target_modules" not in result.error
+    assert not result.can_launch
+
+
+def test_target_choices_missing_folder_lists_bundled(tmp_path):
+    _, _, error = launch.target_choices(str(tmp_path / "nowhere"))
+    assert "Bundled models: minilm-l6" in error
+
+
+def test_preview_empty_dataset_blocks_launch():
+    result = launch.preview(form(dataset=None))
+    assert result.error.startswith("Dataset is empty")
+    assert not result.can_launch
+
+
+def _gradio_upload(tmp_path, name, content: bytes):
+    # Gradio keeps each upload in a folder named by the file's SHA-256.
+    folder = tmp_path / "042657eecc51f6b2aa0f1c55493cb7e8ad6f26b38a35f7cdc1d0cf4b2c55493c"
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+def test_receive_upload_rejects_latin1(tmp_path):
+    uploads = tmp_path / "uploads"
+    source = _gradio_upload(tmp_path, "reviews.csv", b"caf\xe9,label\nbon,1\n")
+    received = launch.receive_upload(source, uploads_dir=uploads)
+    assert not received.accepted
+    assert received.columns == []
+    # "caf" is 3 bytes, so the latin-1 e-acute (0xe9) sits at position 3.
+    assert received.message == (
+        "The file 'reviews.csv' is not valid UTF-8 (byte 0xe9 at position 3); save it as UTF-8 and upload again."
+    )
+    assert list(uploads.iterdir()) == []
+
+
+def test_receive_upload_short_name(tmp_path):
+    source = _gradio_upload(tmp_path, "nolabel.csv", b"sentence,note\ngood,x\n")
+    received = launch.receive_upload(source, uploads_dir=tmp_path / "uploads")
+    assert received.accepted
+    assert received.path.name == "042657ee-nolabel.csv"
+    assert received.columns == ["sentence", "note"]
+
+
+def test_preview_explains_missing_label_column(tmp_path):
+    source = _gradio_upload(tmp_path, "nolabel.csv", b"sentence,note\ngood,x\nbad,y\n")
+    stored = launch.receive_upload(source, uploads_dir=tmp_path / "uploads").path
+    result = launch.preview(form(dataset=str(stored)))
+    assert result.error.startswith("Label column: Could not find a label column among ['sentence', 'note']")
+    assert not result.can_launch
+    assert launch.preview(form(dataset=str(stored), label_column="note")).error == ""
+
+
+def test_submit_rejects_missing_label_column(engine, tmp_path):
+    source = _gradio_upload(tmp_path, "nolabel.csv", b"sentence,note\ngood,x\n")
+    stored = launch.receive_upload(source, uploads_dir=tmp_path / "uploads").path
+    message, run_id = launch.submit(engine, form(dataset=str(stored)))
+    assert run_id is None
+    assert message.startswith("**Not launched.** Label column:")
+    assert engine.runs() == []
+
+
+def test_field_error_maps_engine_column_error():
+    error = ValueError("The label column 'stars' is not in the data; its columns are ['text'].")
+    assert launch.field_error(error).startswith("Label column: The label column 'stars'")
+
+
+def test_msplora_only_controls():
+    assert launch.msplora_only("msplora")
+    assert not launch.msplora_only("lora")
+    assert set(launch.MSPLORA_ONLY_FIELDS) <= set(launch.FORM_FIELDS)
