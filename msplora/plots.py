@@ -171,7 +171,7 @@ def loss_figure(metrics: pd.DataFrame, smoothing: float = 0.0, log_y: bool = Fal
 
     figure.update_layout(title="Loss", xaxis_title="step", yaxis_title="loss", height=360)
     if log_y:
-        figure.update_yaxes(type="log")
+        _log_y_axis(figure)
     return figure
 
 
@@ -238,7 +238,7 @@ def spectra_figure(snapshot: Mapping[str, Any] | None, log_y: bool = True) -> go
     title = "Singular values of each adapter's update" + (f" at step {step}" if step is not None else "")
     figure.update_layout(title=title, yaxis_title="singular value", height=360)
     if log_y:
-        figure.update_yaxes(type="log")
+        _log_y_axis(figure)
     return figure
 
 
@@ -339,7 +339,7 @@ def compare_curves_figure(
 
     figure.update_layout(title=f"{kind} {name}", xaxis_title="step", yaxis_title=name, height=380)
     if log_y:
-        figure.update_yaxes(type="log")
+        _log_y_axis(figure)
     return figure
 
 
@@ -416,7 +416,7 @@ def whatif_figure(table: pd.DataFrame, log_y: bool = True) -> go.Figure:
     figure.update_layout(title="Adapter parameters by top rank", yaxis_title="trainable parameters",
                          height=420)
     if log_y:
-        figure.update_yaxes(type="log")
+        _log_y_axis(figure)
     return figure
 
 
@@ -569,3 +569,18 @@ def _block_range(blocks: Sequence[int]) -> str:
 def _short_role(role: str) -> str:
     """Return the last name of a role path: `encoder.layer.*.attention.self.query` → `query`."""
     return role.rsplit(".", 1)[-1]
+
+
+def _log_y_axis(figure: go.Figure) -> None:
+    """Put the y axes on a log scale with labels only where they do not crowd.
+
+    Plotly labels every digit between powers of ten on a short log range, which
+    overlaps on small charts. Over a decade or more, only powers of ten get labels
+    (as 10^k). Over less, the labels are at 1, 2 and 5 times a power of ten.
+    """
+    values = np.concatenate([np.asarray(trace.y, dtype=float) for trace in figure.data if trace.y is not None]
+                            or [np.array([])])
+    values = values[np.isfinite(values) & (values > 0)]
+    spans_decade = values.size > 0 and values.max() / values.min() >= 10.0
+    figure.update_yaxes(type="log", dtick=1 if spans_decade else "D2", exponentformat="power",
+                        minor=dict(ticks="outside", showgrid=True))

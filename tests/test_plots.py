@@ -208,3 +208,18 @@ def test_spectra_of_lora_run():
     assert figure.layout.annotations[0].text == "lora (effective rank 1.40)"
     evolution = plots.spectra_evolution_figure([snapshot])
     assert [trace.name for trace in evolution.data] == ["lora", "lora"]
+
+
+def test_log_axis_labels_do_not_crowd():
+    # Values 1.0 .. 0.1 (spectra_snapshot) span one decade: labels only at powers of ten.
+    wide = plots.spectra_figure(spectra_snapshot(50, 1.0))
+    assert wide.layout.yaxis.type == "log"
+    assert wide.layout.yaxis.dtick == 1
+    assert wide.layout.yaxis.exponentformat == "power"
+
+    narrow_snapshot = spectra_snapshot(50, 1.0)
+    for adapter in narrow_snapshot["spectra"]["adapters"]:
+        adapter["singular_values"] = [0.5, 0.3, 0.2][: len(adapter["singular_values"])]
+    narrow = plots.spectra_figure(narrow_snapshot)
+    # Under a decade, Plotly's "D2" labels only the 2s and 5s between powers of ten.
+    assert narrow.layout.yaxis.dtick == "D2"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from pathlib import Path
 
 # Gradio sends usage analytics to its servers unless disabled, and the workbench runs offline.
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     from msplora.engine import Engine
 
     from .layout import build_app
-    from .learn import NOTEBOOKS_DIR
+    from .learn import NOTEBOOKS_DIR, JupyterLab
 
     engine = Engine(args.runs_dir)
     if not args.no_worker:
@@ -36,19 +37,27 @@ def main(argv: list[str] | None = None) -> None:
     downloads_dir = cache_dir() / "downloads"
     downloads_dir.mkdir(parents=True, exist_ok=True)
 
-    app = build_app(engine, downloads_dir=downloads_dir, notebooks_dir=args.notebooks_dir or NOTEBOOKS_DIR)
-    logger.info("Serving runs from %s on http://%s:%d%s", engine.store_dir, args.host, args.port,
-                args.root_path or "")
-    app.queue(default_concurrency_limit=8).launch(
-        server_name=args.host,
-        server_port=args.port,
-        auth=_read_auth(args.auth),
-        root_path=args.root_path,
-        max_file_size=f"{args.max_upload_mb}mb",
-        allowed_paths=[str(downloads_dir)],
-        show_error=True,
-        quiet=args.quiet,
-    )
+    notebooks_dir = args.notebooks_dir or NOTEBOOKS_DIR
+    jupyterlab = JupyterLab(notebooks_dir)
+    app = build_app(engine, downloads_dir=downloads_dir, notebooks_dir=notebooks_dir, jupyterlab=jupyterlab)
+    _stop_on_signals()
+    logger.info("Workbench started (pid %d): serving runs from %s on http://%s:%d%s", os.getpid(),
+                engine.store_dir, args.host, args.port, args.root_path or "")
+    try:
+        app.queue(default_concurrency_limit=8).launch(
+            server_name=args.host,
+            server_port=args.port,
+            auth=_read_auth(args.auth),
+            root_path=args.root_path,
+            max_file_size=f"{args.max_upload_mb}mb",
+            allowed_paths=[str(downloads_dir)],
+            show_error=True,
+            quiet=args.quiet,
+        )
+    finally:
+        # A JupyterLab started from the Learn tab would otherwise outlive the app, adopted by pid 1.
+        jupyterlab.stop()
+        logger.info("Workbench stopped (pid %d)", os.getpid())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +78,19 @@ def _parser() -> argparse.ArgumentParser:
                         help="do not start a worker at startup (one starts on the first submit)")
     parser.add_argument("--quiet", action="store_true", help="do not print Gradio's startup banner")
     return parser
+
+
+def _stop_on_signals() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so Gradio closes its server and main's cleanup runs.
+
+    Python's default SIGTERM action ends the process without running `finally` blocks or atexit handlers.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        logger.info("Received %s: stopping the workbench", signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _read_auth(value: str | None) -> list[tuple[str, str]] | None:

@@ -11,9 +11,13 @@ from pandas.io.formats.style import Styler
 from msplora import plots
 from msplora.engine import Engine
 
+from .launch import MSPLORA_ONLY_FIELDS
+
 __all__ = ["Comparison", "run_choices", "metric_choices", "compare_runs", "config_table", "final_points"]
 
 DIFFERENCE_STYLE = "background-color: #fff3b0; font-weight: bold"
+NOTHING_SELECTED = "Select runs to compare."
+NOT_APPLICABLE = "n/a"
 
 
 @dataclass
@@ -54,6 +58,10 @@ def compare_runs(
 ) -> Comparison:
     """Overlay `metric` of the runs, tabulate their specs, and plot parameters against the final metric."""
     run_ids = list(run_ids or [])
+    if not run_ids:
+        empty = plots.empty_figure(NOTHING_SELECTED)
+        table = pd.DataFrame({"field": [], "value": []})
+        return Comparison(curves=empty, configs=table.style, differing=[], pareto=empty)
     kind, _, name = (metric or "train loss").partition(" ")
     labels = {run_id: _label(engine, run_id) for run_id in run_ids}
 
@@ -76,11 +84,17 @@ def compare_runs(
 
 
 def config_table(engine: Engine, run_ids: list[str]) -> pd.DataFrame:
-    """Return the runs' specs side by side: one row per field, one column per run."""
+    """Return the runs' specs side by side: one row per field, one column per run.
+
+    LoRA runs show "n/a" for the fields only MSPLoRA reads (MSPLORA_ONLY_FIELDS).
+    """
     columns = {}
     for run_id in run_ids:
         spec = engine.status(run_id).spec.to_dict()
-        columns[_label(engine, run_id)] = {key: _cell(value) for key, value in spec.items()}
+        cells = {key: _cell(value) for key, value in spec.items()}
+        if spec["method"] == "lora":
+            cells.update({key: NOT_APPLICABLE for key in MSPLORA_ONLY_FIELDS if key in cells})
+        columns[_label(engine, run_id)] = cells
     table = pd.DataFrame(columns)
     table.index.name = "field"
     return table

@@ -351,8 +351,8 @@ def check_columns(form: LaunchForm) -> None:
 def field_error(error: Exception) -> str:
     """Return the error's message after the label of the control it is about, when it names one.
 
-    The library's messages name RunSpec fields (`target_modules=[] is empty`);
-    the label tells the user which control to change, and the message stays intact after it.
+    The library's messages name RunSpec fields (`target_modules=[] is empty`), so the label
+    names the control to change. The library's message follows it unchanged.
     """
     text = _error_text(error)
     match = re.match(r"(\w+)\b", text)

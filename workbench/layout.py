@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
 from msplora.engine import Engine
 from msplora.presets import PRESETS
@@ -28,9 +29,18 @@ REFRESH_SECONDS = 2.0
 PLOT_OUTPUTS = 7  # loss, eval metrics, learning rate, budget, spectra, spectra evolution, redundancy
 
 
-def build_app(engine: Engine, downloads_dir: Path, notebooks_dir: Path = learn.NOTEBOOKS_DIR) -> gr.Blocks:
-    """Build the workbench page over `engine`; files for download are written under `downloads_dir`."""
-    jupyterlab = learn.JupyterLab(notebooks_dir)
+def build_app(
+    engine: Engine,
+    downloads_dir: Path,
+    notebooks_dir: Path = learn.NOTEBOOKS_DIR,
+    jupyterlab: learn.JupyterLab | None = None,
+) -> gr.Blocks:
+    """Build the workbench page over `engine`; files for download are written under `downloads_dir`.
+
+    The Learn tab starts `jupyterlab` on request (a new one over `notebooks_dir` when None);
+    the caller stops it when the app exits.
+    """
+    jupyterlab = jupyterlab or learn.JupyterLab(notebooks_dir)
 
     with gr.Blocks(title="MSPLoRA Workbench", analytics_enabled=False) as app:
         gr.Markdown(
@@ -62,11 +72,13 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
             model = gr.Dropdown(bundled_models(), value=DEFAULT_MODEL, allow_custom_value=True, label="Model",
                                 info="A bundled model, a local folder saved with save_pretrained, or a hub id.",
                                 elem_id="model")
+            model_message = gr.Markdown("", elem_id="model_message")  # why the model cannot be read
             dataset = gr.Dropdown(launch.bundled_datasets(), value="movie-sentences", allow_custom_value=True,
                                   label="Dataset", info="A bundled dataset, or a local CSV/JSONL/Parquet path.",
                                   elem_id="dataset")
             upload = gr.File(label="Or upload a CSV, JSONL or Parquet file", file_types=list(launch.UPLOAD_SUFFIXES),
                              height=120, elem_id="upload")
+            upload_message = gr.Markdown("", elem_id="upload_message")
             with gr.Row():
                 text_column = gr.Dropdown([], label="Text column", allow_custom_value=True, elem_id="text_column")
                 text_pair_column = gr.Dropdown([], label="Text pair column (optional)", allow_custom_value=True)
@@ -79,31 +91,31 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
             target_modules = gr.CheckboxGroup(model_choices, value=default_targets, label="Target modules",
                                               info="Linear maps inside the model's blocks.", elem_id="targets")
             with gr.Row():
-                rank = gr.Number(8, precision=0, minimum=1, label="Rank (global level)", elem_id="rank")
-                rank_decay = gr.Number(2.0, minimum=1.0, label="Rank decay", info="8 → 4 → 2 for decay 2")
-                mid_groups = gr.Number(3, precision=0, minimum=1, label="Mid groups", elem_id="mid_groups")
+                rank = gr.Number(8, precision=0, label="Rank (global level)", elem_id="rank")
+                rank_decay = gr.Number(2.0, label="Rank decay", info="8 → 4 → 2 for decay 2")
+                mid_groups = gr.Number(3, precision=0, label="Mid groups", elem_id="mid_groups")
             group_boundaries = gr.Textbox("", label="Explicit group boundaries (optional)",
                                           placeholder="e.g. 2, 4: groups start at blocks 0, 2 and 4")
             levels = gr.CheckboxGroup(["global", "mid", "layer"], value=["global", "mid", "layer"],
                                       label="Levels on")
             with gr.Row():
-                alpha = gr.Number(16.0, minimum=0.0, label="Alpha", info="Each level is scaled by alpha / rank.")
-                dropout = gr.Number(0.0, minimum=0.0, maximum=0.99, label="Dropout")
+                alpha = gr.Number(16.0, label="Alpha", info="Each level is scaled by alpha / rank.")
+                dropout = gr.Number(0.0, label="Dropout")
                 staged = gr.Checkbox(False, label="Staged training (global → mid → layer)")
             control_error = gr.Markdown("", elem_id="control_error")  # the preview's error, next to the controls
 
             with gr.Accordion("Training settings", open=False):
                 with gr.Row():
-                    max_steps = gr.Number(200, precision=0, minimum=1, label="Steps", elem_id="max_steps")
-                    batch_size = gr.Number(16, precision=0, minimum=1, label="Batch size")
+                    max_steps = gr.Number(200, precision=0, label="Steps", elem_id="max_steps")
+                    batch_size = gr.Number(16, precision=0, label="Batch size")
                     learning_rate = gr.Number(5e-4, label="Learning rate")
                 with gr.Row():
-                    eval_steps = gr.Number(50, precision=0, minimum=1, label="Evaluate every (steps)",
+                    eval_steps = gr.Number(50, precision=0, label="Evaluate every (steps)",
                                            elem_id="eval_steps")
-                    spectra_steps = gr.Number(50, precision=0, minimum=1, label="Spectra every (steps)",
+                    spectra_steps = gr.Number(50, precision=0, label="Spectra every (steps)",
                                               elem_id="spectra_steps")
-                    seed = gr.Number(0, precision=0, minimum=0, label="Seed")
-                    max_length = gr.Number(128, precision=0, minimum=8, label="Max length (tokens)")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                    max_length = gr.Number(128, precision=0, label="Max length (tokens)")
             run_name = gr.Textbox("", label="Run name (optional)", elem_id="run_name")
 
         with gr.Column(scale=3):
@@ -119,6 +131,8 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
             spec_yaml = gr.Code(language="yaml", label="spec.yaml", visible=True)
             cli = gr.Textbox(label="Command line", interactive=False)
 
+    # The Number controls carry no Gradio minimum: launch.build_spec checks the values and names the
+    # control, where Gradio's own check only shows a toast without the field.
     # Controls in LaunchForm field order.
     controls = [
         model, dataset, task, method, target_modules, rank, rank_decay, mid_groups, group_boundaries, levels,
@@ -141,20 +155,28 @@ def _launch_tab(engine: Engine, app: gr.Blocks) -> None:
         choices, defaults, message = launch.target_choices(model_name)
         return gr.update(choices=choices, value=defaults), (f"**Cannot launch:** {message}" if message else "")
 
-    model.change(update_targets, inputs=model, outputs=[target_modules, error])
+    model.change(update_targets, inputs=model, outputs=[target_modules, model_message])
 
     def use_upload(path):
         if not path:
             return gr.update(), *(gr.update() for _ in range(3)), ""
-        try:
-            stored = launch.store_upload(path)
-            columns = launch.file_columns(stored)
-        except ValueError as error_:
-            return gr.update(), *(gr.update() for _ in range(3)), f"**Upload rejected:** {error_}"
-        return (gr.update(value=str(stored)), *(gr.update(choices=columns, value=None) for _ in range(3)),
-                f"Stored the upload as `{stored}`. Pick its text and label columns.")
+        received = launch.receive_upload(path)
+        if not received.accepted:
+            # Clear the dataset, so Launch stays disabled instead of training on the previous dataset.
+            return (gr.update(value=None), *(gr.update(choices=[], value=None) for _ in range(3)),
+                    f"**Upload rejected:** {received.message}")
+        return (gr.update(value=str(received.path)),
+                *(gr.update(choices=received.columns, value=None) for _ in range(3)),
+                f"Stored the upload as `{received.path}`. Pick its text and label columns.")
 
-    upload.upload(use_upload, inputs=upload, outputs=[dataset, text_column, text_pair_column, label_column, error])
+    upload.upload(use_upload, inputs=upload,
+                  outputs=[dataset, text_column, text_pair_column, label_column, upload_message])
+
+    def show_method_controls(chosen):
+        return tuple(gr.update(interactive=launch.msplora_only(chosen)) for _ in launch.MSPLORA_ONLY_FIELDS)
+
+    method.change(show_method_controls, inputs=method,
+                  outputs=[rank_decay, mid_groups, group_boundaries, levels, staged])
 
     def dataset_columns(path):
         if not path or not Path(path).is_file():
@@ -292,12 +314,12 @@ def _whatif_tab(downloads_dir: Path) -> None:
         with gr.Column(scale=2):
             notes = gr.Markdown("")
             figure = gr.Plot(label="Budgets")
-            table = gr.Dataframe(label="Budgets", interactive=False)
+            table = gr.Dataframe(pd.DataFrame(columns=whatif.TABLE_COLUMNS), label="Budgets", interactive=False)
             csv = gr.File(label="Table as CSV", interactive=False)
 
     def run(*values):
         result = whatif.whatif(*values, export_dir=downloads_dir / "whatif")
-        return result.figure, result.table, result.csv_path, result.notes
+        return result.figure, whatif.display_table(result.table), result.csv_path, result.notes
 
     architecture.change(whatif.default_targets, inputs=architecture, outputs=targets)
     compute.click(run, inputs=[architecture, config_json, targets, ranks, decays, groups],

@@ -9,6 +9,7 @@ of them show the same runs.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# CSI sequences (colours, cursor moves) and two-byte escapes, as ECMA-48 defines them.
+_ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 
 RUN_COLUMNS = ["id", "name", "method", "status", "progress", "step", "ETA", "elapsed", "device", "created"]
 
@@ -193,7 +197,8 @@ def _empty_view(message: str) -> RunView:
 
 
 def _log_tail(text: str, lines: int = 200) -> str:
-    return "\n".join(text.splitlines()[-lines:])
+    # Libraries such as transformers colour their reports with ANSI escape codes, which a textbox shows raw.
+    return "\n".join(_ANSI_ESCAPE.sub("", text).splitlines()[-lines:])
 
 
 def _duration(seconds: float | None) -> str:

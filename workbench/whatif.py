@@ -22,13 +22,14 @@ from msplora.config import MSPLoRAConfig
 from msplora.layout import build_layout
 from msplora.presets import PRESETS, config_from_json
 
-__all__ = ["CUSTOM", "WhatIf", "budget_table", "whatif", "default_targets", "TABLE_COLUMNS"]
+__all__ = ["CUSTOM", "WhatIf", "budget_table", "display_table", "whatif", "default_targets", "TABLE_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
 CUSTOM = "custom config.json"
 TABLE_COLUMNS = ["method", "rank", "rank_decay", "mid_groups", "level_ranks", "global", "mid", "layer", "total",
                  "lora_same_rank", "share_of_lora"]
+COUNT_COLUMNS = ["global", "mid", "layer", "total", "lora_same_rank"]
 
 
 @dataclass
@@ -124,6 +125,19 @@ def whatif(
     if skipped:
         notes += "\n\nSkipped invalid combinations:\n" + "\n".join(f"- {line}" for line in skipped)
     return WhatIf(plots.whatif_figure(table), table, csv_path, notes)
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Format a budget table for the screen: parameter counts with thousands separators (16,384,000).
+
+    The numeric table stays in `WhatIf.table` and the CSV export.
+    """
+    shown = table.astype(object)
+    for column in COUNT_COLUMNS:
+        shown[column] = [f"{int(value):,}" for value in table[column]]
+    for column in ("rank_decay", "mid_groups"):
+        shown[column] = ["" if pd.isna(value) else f"{value:g}" for value in table[column]]
+    return shown
 
 
 def _architecture_config(architecture: str, config_json: str) -> PretrainedConfig:

@@ -47,7 +47,7 @@ def test_final_points_budget_and_metric(engine, record_run, tiny_spec):
 def test_compare_nothing_selected(engine):
     result = compare.compare_runs(engine, [])
     assert result.differing == []
-    assert "None of the selected runs" in result.curves.layout.annotations[0].text
+    assert result.curves.layout.annotations[0].text == compare.NOTHING_SELECTED
 
 
 def test_run_choices_labels(engine, record_run, tiny_spec):
@@ -66,3 +66,15 @@ def test_gradio_table_keeps_highlight(engine, record_run, tiny_spec):
     styling = shown.metadata["styling"]
     assert styling[fields.index("rank")][1] == compare.DIFFERENCE_STYLE
     assert styling[fields.index("model")][1] == ""
+
+
+def test_config_table_lora_not_applicable(engine, record_run, tiny_spec):
+    msplora_run = record_run(engine, tiny_spec(name="pyramid"))
+    lora_run = record_run(engine, tiny_spec(name="plain", method="lora"))
+    table = compare.config_table(engine, [msplora_run, lora_run])
+    lora_column = table[f"plain [{lora_run}]"]
+    msplora_column = table[f"pyramid [{msplora_run}]"]
+    for field in ("rank_decay", "mid_groups", "group_boundaries", "levels", "staged"):
+        assert lora_column[field] == compare.NOT_APPLICABLE, field
+    assert msplora_column["rank_decay"] == "2.0"
+    assert lora_column["rank"] == "8"

@@ -189,7 +189,7 @@ def test_preview_prefixes_field_label(overrides, label, library_message):
 
 
 def test_preview_missing_model_folder_first(tmp_path):
-    # The layout empties the targets of an unreadable model, so the preview sees no targets as well.
+    # The layout empties the targets of an unreadable model, so the preview gets no targets as well.
     missing = tmp_path / "nonexistent-model"
     result = launch.preview(form(model=str(missing), target_modules=[]))
     assert result.error.startswith(f"Model folder '{missing}' not found")

@@ -94,3 +94,69 @@ def test_upload_over_limit_rejected(engine, tmp_path):
             assert status == expected, f"upload of {size} bytes"
     finally:
         app.close()
+
+
+# Runs `python -m workbench` with a stand-in JupyterLab process (a sleeping Python child), as if the Learn
+# tab had started one, and prints the child's pid before the server starts.
+_APP_SCRIPT = """
+import subprocess, sys
+import gradio as gr
+from workbench import learn
+from workbench.__main__ import main
+
+labs = []
+original_init = learn.JupyterLab.__init__
+def record(self, *args, **kwargs):
+    original_init(self, *args, **kwargs)
+    labs.append(self)
+learn.JupyterLab.__init__ = record
+
+original_launch = gr.Blocks.launch
+def launch(self, **kwargs):
+    labs[0].process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    print("child", labs[0].process.pid, flush=True)
+    return original_launch(self, **kwargs)
+gr.Blocks.launch = launch
+
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_jupyterlab(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    port = free_port()
+    app = subprocess.Popen(
+        [sys.executable, "-c", _APP_SCRIPT, "--no-worker", "--quiet", "--port", str(port),
+         "--runs-dir", str(tmp_path / "runs"), "--notebooks-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    try:
+        child = int(app.stdout.readline().split()[1])
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not answer within 60 s"
+                time.sleep(0.5)
+        assert psutil.pid_exists(child)
+
+        app.send_signal(signal.SIGTERM)
+        _, stderr = app.communicate(timeout=30)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert not psutil.pid_exists(child)
+    assert "Workbench started" in stderr
+    assert "Received SIGTERM" in stderr
+    assert "Workbench stopped" in stderr

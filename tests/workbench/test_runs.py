@@ -97,3 +97,12 @@ def test_view_signature_changes_with_rows(engine, record_run, tiny_spec):
     engine.store.finish(run_id, "completed")
     assert runs.view_signature(engine, run_id) != after
     assert runs.view_signature(engine, None) == ""
+
+
+def test_run_view_log_strips_ansi_codes(engine, record_run, tiny_spec, monkeypatch):
+    run_id = record_run(engine, tiny_spec(name="coloured"))
+    # transformers prints its load report in bold, as ESC[1m ... ESC[0m.
+    coloured = "\x1b[1mBertForSequenceClassification LOAD REPORT\x1b[0m\n\x1b[31mmissing\x1b[0m keys"
+    monkeypatch.setattr(engine, "log", lambda _run_id: coloured)
+    view = runs.run_view(engine, run_id)
+    assert view.log == "BertForSequenceClassification LOAD REPORT\nmissing keys"

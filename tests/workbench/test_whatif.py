@@ -55,3 +55,15 @@ def test_unknown_targets_explained():
 def test_default_targets_per_preset():
     assert whatif.default_targets("mpnet-base") == "q, v"
     assert whatif.default_targets("roberta-base") == "query, value"
+
+
+def test_display_table_thousands_separators():
+    result = whatif.whatif("llama-2-7b", "", "q_proj, v_proj", [8], [2.0], [3])
+    shown = whatif.display_table(result.table)
+    lora = shown[shown["method"] == "LoRA"].iloc[0]
+    # Formula r * (in + out) per layer: q and v, 8 * (4096 + 4096) each, times 32 layers = 4,194,304.
+    assert lora["total"] == "4,194,304"
+    assert lora["rank_decay"] == ""
+    assert shown[shown["method"] == "MSPLoRA"].iloc[0]["rank_decay"] == "2"
+    # The returned table stays numeric for the CSV export.
+    assert result.table[result.table["method"] == "LoRA"].iloc[0]["total"] == 4194304
