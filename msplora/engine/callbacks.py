@@ -4,8 +4,9 @@
 evaluation metrics) as metric rows and adds system metrics (throughput, elapsed
 time, ETA, peak memory). It stores a spectra snapshot every `spectra_steps`
 steps. When the run is cancelled or the worker is asked to stop, it sets
-`control.should_training_stop`, and raises RunStopped to abandon an evaluation
-in progress. A non-finite training loss raises FloatingPointError, which fails
+`control.should_training_stop` and `control.should_save` at the next step end,
+so Trainer checkpoints that step before it stops, and raises RunStopped to
+abandon an evaluation in progress. A non-finite training loss raises FloatingPointError, which fails
 the run.
 """
 
@@ -81,6 +82,11 @@ class StoreCallback(TrainerCallback):
         reason = self._stop_requested()
         if reason is not None:
             self._stop(control, reason, state.global_step)
+            # Checkpoint this step so a resume continues here. The evaluation due at this
+            # step is skipped, because Trainer evaluates before it saves and a stop
+            # request abandons an evaluation.
+            control.should_save = True
+            control.should_evaluate = False
         if state.global_step % self.spectra_steps == 0:
             self._record_spectra(state.global_step)
         self._write_progress(state)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .executor import Executor, LocalExecutor
+from .executor import Executor, LocalExecutor, interrupt_orphaned_runs
 from .spec import RunSpec
-from .store import FINISHED, RunStore
+from .store import CHECKPOINTS_DIR, FINISHED, RunStore, last_checkpoint_step
 
 DEFAULT_STORE_DIR = "runs"
 WAIT_POLL_S = 0.5
@@ -67,6 +67,9 @@ class Engine:
         if isinstance(spec, dict):
             spec = RunSpec.from_dict(spec)
         spec = RunSpec.from_dict(spec.to_dict())  # validates again, in case fields changed after creation
+        from .sources import check_sources  # imports datasets and pandas, which reading runs does not need
+
+        check_sources(spec)  # a missing model or data file, or an unknown column, raises here, not in the worker
         run_id = self.store.add_run(spec.to_dict(), spec.display_name, spec.max_steps)
         spec.to_yaml(self.store.run_dir(run_id) / "spec.yaml")
         if start_worker:
@@ -74,11 +77,16 @@ class Engine:
         return run_id
 
     def status(self, run_id: str) -> RunStatus:
-        """Return the current status of one run (KeyError for an unknown id)."""
+        """Return the current status of one run (KeyError for an unknown id).
+
+        A run left `running` by a worker that died is marked interrupted first.
+        """
+        interrupt_orphaned_runs(self.store)
         return _to_status(self.store.get_run(run_id))
 
     def runs(self) -> list[RunStatus]:
-        """Return every run in the store, newest first."""
+        """Return every run in the store, newest first; runs of dead workers are marked interrupted first."""
+        interrupt_orphaned_runs(self.store)
         return [_to_status(row) for row in self.store.list_runs()]
 
     def metrics(self, run_id: str, as_frame: bool = True):
@@ -112,11 +120,20 @@ class Engine:
         self.executor.cancel(run_id)
 
     def resume(self, run_id: str, *, start_worker: bool = True) -> str:
-        """Queue an interrupted, cancelled or failed run again; it continues from its last checkpoint."""
+        """Queue an interrupted, cancelled or failed run again.
+
+        It continues from its last checkpoint, or restarts from step 0 when it has
+        none (`checkpoint_step` returns which).
+        """
         self.store.requeue(run_id)
         if start_worker:
             self.executor.submit(run_id)
         return run_id
+
+    def checkpoint_step(self, run_id: str) -> int | None:
+        """Return the step of the run's last checkpoint, where a resume continues; None when it has none."""
+        self.store.get_run(run_id)
+        return last_checkpoint_step(self.store.run_dir(run_id) / CHECKPOINTS_DIR)
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunStatus:
         """Block until the run finishes; raise TimeoutError after `timeout` seconds."""

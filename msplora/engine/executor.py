@@ -141,6 +141,43 @@ def live_worker_pids(store: RunStore) -> list[int]:
     return live
 
 
+def interrupt_orphaned_runs(store: RunStore) -> list[str]:
+    """Mark runs left `running` by a dead worker as interrupted; return their ids.
+
+    A worker on this host is dead when its process is gone. A worker on another
+    host is dead when its heartbeat is older than HEARTBEAT_STALE_S (60 s), since
+    its pid cannot be checked from here. A run whose worker has no row at all is
+    orphaned too, because a worker writes its row before it claims a run and
+    deletes it only on exit. The cost is one query plus one process lookup per
+    running run.
+
+    NOTE: a hung worker on this host whose process still exists keeps its run
+    `running`; stop it with `Engine.stop_workers` or kill it.
+    """
+    hostname = socket.gethostname()
+    now = time.time()
+    interrupted = []
+    for run in store.running_runs():
+        pid = run["worker_pid"]
+        if run["hostname"] is None:
+            dead = True
+        elif run["hostname"] == hostname:
+            dead = pid is None or not pid_alive(pid)
+        else:
+            dead = now - run["heartbeat_at"] > HEARTBEAT_STALE_S
+        if not dead:
+            continue
+        error = (
+            f"the worker process (pid {pid}) stopped during the run at step {run['step']} (killed or crashed); "
+            f"resume it with `msplora resume {run['id']}` or the app's Resume run button: it continues from its "
+            "last checkpoint, or restarts from step 0 when none was saved"
+        )
+        if store.interrupt_run(run["id"], pid, error):
+            logger.warning("run %s was left running by dead worker pid %s; marked interrupted", run["id"], pid)
+            interrupted.append(run["id"])
+    return interrupted
+
+
 def pid_alive(pid: int) -> bool:
     """Return True for a running process; a zombie (exited, not yet reaped) counts as dead."""
     try:

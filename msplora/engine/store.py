@@ -17,6 +17,7 @@ Times are Unix seconds (float).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sqlite3
 import time
@@ -29,6 +30,7 @@ from typing import Any
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
 FINISHED = ("completed", "failed", "cancelled", "interrupted")
 DB_NAME = "engine.db"
+CHECKPOINTS_DIR = "checkpoints"  # inside a run folder; Trainer writes checkpoint-<step>/ here
 BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = """
@@ -172,7 +174,7 @@ class RunStore:
         with self._transaction() as conn:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
-                raise KeyError(f"run {run_id!r} not found in {self.root}")
+                raise KeyError(f"run {run_id!r} not found in {self.root}; list runs with `msplora runs`")
             if row["status"] == "queued":
                 conn.execute(
                     "UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ?",
@@ -190,11 +192,11 @@ class RunStore:
         return bool(row and row["cancel_requested"])
 
     def requeue(self, run_id: str) -> None:
-        """Queue a finished run again at the end of the queue, to resume from its last checkpoint."""
+        """Queue a finished run again at the end of the queue, to resume from its last checkpoint if any."""
         with self._transaction() as conn:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
-                raise KeyError(f"run {run_id!r} not found in {self.root}")
+                raise KeyError(f"run {run_id!r} not found in {self.root}; list runs with `msplora runs`")
             if row["status"] in ("queued", "running", "completed"):
                 raise ValueError(
                     f"run {run_id} is {row['status']}; only interrupted, cancelled or failed runs can resume"
@@ -219,6 +221,29 @@ class RunStore:
                     (time.time(), run_id),
                 )
         return dead
+
+    def running_runs(self) -> list[dict[str, Any]]:
+        """Return the running runs with their worker's row: id, worker_pid, hostname, heartbeat_at, step.
+
+        `hostname` and `heartbeat_at` are None when the worker has no row (it exited
+        or another worker removed it as dead).
+        """
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT runs.id, runs.worker_pid, runs.step, workers.hostname, workers.heartbeat_at "
+                "FROM runs LEFT JOIN workers ON workers.pid = runs.worker_pid WHERE runs.status = 'running'"
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def interrupt_run(self, run_id: str, worker_pid: int | None, error: str) -> bool:
+        """Mark a run interrupted if it is still running on `worker_pid`; return True when it was."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, eta_s = NULL, error = ? "
+                "WHERE id = ? AND status = 'running' AND worker_pid IS ?",
+                (time.time(), error, run_id, worker_pid),
+            )
+        return cursor.rowcount > 0
 
     # ---- metrics, spectra, budgets ----
 
@@ -316,6 +341,21 @@ class RunStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+
+def last_checkpoint_step(folder: Path) -> int | None:
+    """Return the highest <step> of the checkpoint-<step> folders in `folder`, or None when there are none.
+
+    Matches the folders transformers' `get_last_checkpoint` picks from.
+    """
+    if not folder.is_dir():
+        return None
+    steps = [
+        int(match.group(1))
+        for path in folder.iterdir()
+        if path.is_dir() and (match := re.fullmatch(r"checkpoint-(\d+)", path.name))
+    ]
+    return max(steps) if steps else None
 
 
 def _as_float(value: Any) -> float | None:

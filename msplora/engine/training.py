@@ -26,11 +26,10 @@ from msplora.trainer import MSPLoRATrainer
 from .adapters import AdaptedModel, adapt_model
 from .callbacks import RunStopped, StoreCallback
 from .spec import RunSpec
-from .store import RunStore
+from .store import CHECKPOINTS_DIR, RunStore
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
 # Columns a model batch may carry besides the model's own forward arguments.
 _LABEL_COLUMNS = ("label", "labels")
 
@@ -57,7 +56,10 @@ def execute_run(
     resume_from = None
     if run["resume"]:
         resume_from = get_last_checkpoint(str(run_dir / CHECKPOINTS_DIR))
-        logger.info("run %s: resuming from %s", run_id, resume_from or "the start (no checkpoint)")
+        if resume_from:
+            logger.info("run %s: resuming from %s", run_id, resume_from)
+        else:
+            logger.info("run %s: no checkpoint was saved, so the run restarts from step 0", run_id)
 
     callback = StoreCallback(
         store,
@@ -77,6 +79,8 @@ def execute_run(
             trainer.train(resume_from_checkpoint=resume_from)
         except RunStopped:
             logger.info("run %s: evaluation abandoned (%s)", run_id, callback.stop_reason)
+        if callback.stop_reason is not None:
+            save_stop_checkpoint(trainer, run_dir / CHECKPOINTS_DIR, run_id)
 
     adapted.save(run_dir)
     write_metrics_csv(store, run_id, run_dir / "metrics.csv")
@@ -185,6 +189,20 @@ def build_trainer(
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to the store, not to the worker's stdout
     return trainer
+
+
+def save_stop_checkpoint(trainer: MSPLoRATrainer, folder: Path, run_id: str) -> None:
+    """Checkpoint the step a stopped run reached, unless Trainer already did (or no step ran).
+
+    StoreCallback sets `control.should_save` at the step where it notices a stop. A stop
+    noticed inside an evaluation abandons it by raising, before Trainer saves, so
+    the checkpoint is written here. The worker marks the run stopped only after this returns.
+    """
+    step = trainer.state.global_step
+    if step == 0 or (folder / f"checkpoint-{step}").is_dir():
+        return
+    trainer._save_checkpoint(trainer.model, trial=None)  # noqa: SLF001 - the Trainer's own checkpoint writer
+    logger.info("run %s: saved checkpoint-%d at the stop", run_id, step)
 
 
 def write_metrics_csv(store: RunStore, run_id: str, path: Path) -> None:

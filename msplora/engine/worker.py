@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .executor import HEARTBEAT_INTERVAL_S, live_worker_pids, pid_alive
+from .executor import HEARTBEAT_INTERVAL_S, interrupt_orphaned_runs, pid_alive
 from .store import RunStore
 
 logger = logging.getLogger("msplora.engine.worker")  # also when run as __main__
@@ -106,8 +106,7 @@ class Worker:
                 logger.info("removed the row of dead worker pid %d", worker["pid"])
 
     def _mark_dead_runs(self) -> None:
-        for run_id in self.store.mark_interrupted(live_worker_pids(self.store) + [self.pid]):
-            logger.warning("run %s was left running by a dead worker; marked interrupted", run_id)
+        interrupt_orphaned_runs(self.store)  # logs each run it marks
 
 
 def main(argv: list[str] | None = None) -> None:

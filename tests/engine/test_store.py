@@ -113,3 +113,45 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert len(runs) == 100
     assert len({run["queue_pos"] for run in runs}) == 100  # every run has its own queue position
     assert len(store.metrics("none")) == 100
+
+
+def test_orphaned_runs_interrupted_by_host(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from msplora.engine.executor import HEARTBEAT_STALE_S, interrupt_orphaned_runs
+
+    store = RunStore(tmp_path)
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()  # a pid of this host that no longer runs
+    cases = {
+        "alive_here": (os.getpid(), socket.gethostname(), 0.0),
+        "dead_here": (exited.pid, socket.gethostname(), 0.0),
+        "fresh_elsewhere": (exited.pid + 1_000_000, "other-host", 0.0),
+        "stale_elsewhere": (exited.pid + 2_000_000, "other-host", HEARTBEAT_STALE_S + 1),
+        "no_worker_row": (exited.pid + 3_000_000, None, 0.0),
+    }
+    ids = {}
+    for name, (pid, hostname, age_s) in cases.items():
+        ids[name] = _add(store, name)
+        store.claim_next(worker_pid=pid, device="cpu")
+        if hostname is not None:
+            with store._transaction() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO workers (pid, hostname, device, started_at, heartbeat_at) "
+                    "VALUES (?, ?, 'cpu', ?, ?)",
+                    (pid, hostname, time.time() - age_s, time.time() - age_s),
+                )
+
+    interrupted = interrupt_orphaned_runs(store)
+    assert sorted(interrupted) == sorted(ids[name] for name in ("dead_here", "stale_elsewhere", "no_worker_row"))
+    assert store.get_run(ids["alive_here"])["status"] == "running"
+    assert store.get_run(ids["fresh_elsewhere"])["status"] == "running"
+    dead = store.get_run(ids["dead_here"])
+    assert dead["status"] == "interrupted"
+    assert f"pid {exited.pid}" in dead["error"]
+    assert f"msplora resume {ids['dead_here']}" in dead["error"]
+    assert interrupt_orphaned_runs(store) == []  # a second look changes nothing
