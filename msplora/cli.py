@@ -14,6 +14,7 @@ Every run command takes `--store DIR` (default: $MSPLORA_RUNS_DIR, else ./runs).
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -32,15 +33,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args) or 0
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, KeyError, FileNotFoundError, TimeoutError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader of stdout (`msplora runs | head`) closed the pipe: stop quietly,
+        # and point stdout at /dev/null so the flush at interpreter exit cannot fail again.
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by SIGPIPE
+
+
+class SpecError(ValueError):
+    """A RunSpec file that cannot be read or is invalid; `msplora train` exits with status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argparse parser with one subcommand per action."""
     parser = argparse.ArgumentParser(prog="msplora", description="MSPLoRA Workbench command line")
+    # Handlers import torch, transformers and the engine themselves, so parsing needs none of them.
+    # NOTE: `msplora/__init__.py` still imports torch, and that import dominates the start-up time
+    # of --help and of usage errors (seconds on a busy CPU).
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
@@ -61,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("show", _show, "show one run: status, budget, last metrics, files"),
         ("cancel", _cancel, "cancel a queued or running run"),
-        ("resume", _resume, "queue an interrupted, cancelled or failed run again from its last checkpoint"),
+        ("resume", _resume, "queue an interrupted, cancelled or failed run again (from its last checkpoint, if any)"),
     ):
         command = commands.add_parser(name, parents=[store], help=text)
         command.add_argument("run", help="run id")
@@ -72,10 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="architecture preset name (see --list-models) or a local model folder")
     source.add_argument("--config-json", type=Path, help="a transformers config.json file")
     source.add_argument("--list-models", action="store_true", help="list the architecture presets")
-    budget.add_argument("--targets", nargs="+", default=["query", "value"], help="target module names")
-    budget.add_argument("--rank", type=int, default=8, help="global-level rank (also the LoRA rank compared)")
-    budget.add_argument("--decay", type=float, default=2.0, help="rank decay from level to level")
-    budget.add_argument("--groups", type=int, default=3, help="number of mid-level groups")
+    budget.add_argument(
+        "--targets",
+        nargs="+",
+        default=None,
+        help="target module names (default: the model's query and value projections, e.g. query value "
+        "for BERT, q_proj v_proj for Llama)",
+    )
+    budget.add_argument(
+        "--rank", type=int, default=8, help="global-level rank, also the LoRA rank compared (default: %(default)s)"
+    )
+    budget.add_argument("--decay", type=float, default=2.0, help="rank decay from level to level (default: %(default)s)")
+    budget.add_argument("--groups", type=int, default=3, help="number of mid-level groups (default: %(default)s)")
     budget.set_defaults(handler=_budget)
 
     assets = commands.add_parser("assets", help="list the offline assets, or fetch some")
@@ -93,14 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
+    import yaml
+
     from msplora.engine import RunSpec
 
-    engine = _engine(args)
     if not args.spec.is_file():
         raise FileNotFoundError(f"spec file {args.spec} not found; write a RunSpec YAML file first")
-    run_id = engine.submit(RunSpec.from_yaml(args.spec))
+    try:
+        spec = RunSpec.from_yaml(args.spec)
+    except yaml.YAMLError as exc:
+        raise SpecError(_yaml_error_text(args.spec, exc)) from exc
+    except ValueError as exc:
+        raise SpecError(f"invalid spec in {args.spec}: {exc}") from exc
+    engine = _engine(args)
+    try:
+        run_id = engine.submit(spec)
+    except ValueError as exc:  # the model or dataset cannot be used (checked before queueing)
+        raise SpecError(f"invalid spec in {args.spec}: {exc}") from exc
     print(run_id)
     if not args.wait:
+        print(f"queued; follow it with `msplora show {run_id}` or in the app's Runs tab", file=sys.stderr)
         return 0
     status = _follow(engine, run_id, args.timeout)
     print(f"{run_id} {status.status}" + (f": {status.error}" if status.error else ""))
@@ -148,7 +184,7 @@ def _show(args) -> int:
         rows = [[r.kind, r.name, r.step, f"{r.value:.4g}"] for r in quality.itertuples()]
         print(_table(["kind", "metric", "step", "value"], rows))
     for name, path in engine.artifacts(run.id).items():
-        print(f"{name + ':':<10}{path}")
+        print(f"{name + ':':<9} {path}")
     return 0
 
 
@@ -160,7 +196,13 @@ def _cancel(args) -> int:
 
 
 def _resume(args) -> int:
-    print(_engine(args).resume(args.run))
+    engine = _engine(args)
+    step = engine.checkpoint_step(args.run)
+    engine.resume(args.run)
+    if step is None:
+        print(f"{args.run} queued again; it has no checkpoint, so it restarts from step 0")
+    else:
+        print(f"{args.run} queued again; it continues from its checkpoint at step {step}")
     return 0
 
 
@@ -186,9 +228,8 @@ def _budget(args) -> int:
         print(_table(["preset", "model_type", "blocks", "hidden"], rows))
         return 0
     hf_config = _hf_config(args)
-    config = MSPLoRAConfig(
-        target_modules=args.targets, rank=args.rank, rank_decay=args.decay, mid_groups=args.groups
-    )
+    targets = args.targets or _default_targets(hf_config)
+    config = MSPLoRAConfig(target_modules=targets, rank=args.rank, rank_decay=args.decay, mid_groups=args.groups)
     budget = budget_from_config(hf_config, config)
     rows = [
         [level, rank, f"{budget.by_level[level]:,}"]
@@ -197,8 +238,21 @@ def _budget(args) -> int:
     rows.append(["MSPLoRA total", "", f"{budget.total:,}"])
     rows.append([f"LoRA (r={budget.lora_rank})", budget.lora_rank, f"{budget.lora_equivalent:,}"])
     rows.append(["MSPLoRA / LoRA", "", f"{budget.ratio_to_lora:.3f}"])
+    print(f"targets: {' '.join(targets)}")
     print(_table(["level", "rank", "parameters"], rows))
     return 0
+
+
+def _default_targets(hf_config) -> list[str]:
+    """Find the architecture's query and value projections on a model built on the meta device."""
+    import torch
+    from transformers import AutoModel
+
+    from msplora.models import default_target_modules
+
+    with torch.device("meta"):
+        model = AutoModel.from_config(hf_config)
+    return default_target_modules(model)
 
 
 def _hf_config(args):
@@ -263,6 +317,23 @@ def _follow(engine, run_id: str, timeout: float | None):
             bar.set_postfix_str(status.status)
             bar.update(status.step - bar.n)
     return status
+
+
+def _yaml_error_text(path: Path, exc) -> str:
+    """Return "invalid YAML in FILE, line N: problem" from a PyYAML error (its marks count lines from 0)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return f"invalid YAML in {path}: {problem}"
+    return f"invalid YAML in {path}, line {mark.line + 1}: {problem}"
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # stdout is not a real file (tests capture it); nothing will flush to the closed pipe
 
 
 def _table(header: list[str], rows: list[list]) -> str:
