@@ -575,12 +575,14 @@ def _log_y_axis(figure: go.Figure) -> None:
     """Put the y axes on a log scale with labels only where they do not crowd.
 
     Plotly labels every digit between powers of ten on a short log range, which
-    overlaps on small charts. Over a decade or more, only powers of ten get labels
-    (as 10^k). Over less, the labels are at 1, 2 and 5 times a power of ten.
+    overlaps on small charts. When the data contain two or more powers of ten, only
+    those get labels (as 10^k). Otherwise the labels are at 1, 2 and 5 times a power of ten.
     """
     values = np.concatenate([np.asarray(trace.y, dtype=float) for trace in figure.data if trace.y is not None]
                             or [np.array([])])
     values = values[np.isfinite(values) & (values > 0)]
-    spans_decade = values.size > 0 and values.max() / values.min() >= 10.0
-    figure.update_yaxes(type="log", dtick=1 if spans_decade else "D2", exponentformat="power",
+    powers_of_ten = 0
+    if values.size:
+        powers_of_ten = int(np.floor(np.log10(values.max())) - np.ceil(np.log10(values.min()))) + 1
+    figure.update_yaxes(type="log", dtick=1 if powers_of_ten >= 2 else "D2", exponentformat="power",
                         minor=dict(ticks="outside", showgrid=True))

@@ -211,7 +211,7 @@ def test_spectra_of_lora_run():
 
 
 def test_log_axis_labels_do_not_crowd():
-    # Values 1.0 .. 0.1 (spectra_snapshot) span one decade: labels only at powers of ten.
+    # Values 1.0 .. 0.1 (spectra_snapshot) contain two powers of ten, 10^0 and 10^-1: labels only there.
     wide = plots.spectra_figure(spectra_snapshot(50, 1.0))
     assert wide.layout.yaxis.type == "log"
     assert wide.layout.yaxis.dtick == 1
@@ -221,5 +221,10 @@ def test_log_axis_labels_do_not_crowd():
     for adapter in narrow_snapshot["spectra"]["adapters"]:
         adapter["singular_values"] = [0.5, 0.3, 0.2][: len(adapter["singular_values"])]
     narrow = plots.spectra_figure(narrow_snapshot)
-    # Under a decade, Plotly's "D2" labels only the 2s and 5s between powers of ten.
+    # Under two powers of ten, Plotly's "D2" labels only the 2s and 5s between powers of ten.
     assert narrow.layout.yaxis.dtick == "D2"
+
+    # 1.4 M .. 33.5 M contains only 10^7, which alone would leave one label on the axis.
+    table = pd.DataFrame({"method": ["LoRA", "LoRA"], "rank": [8, 64], "rank_decay": [None, None],
+                          "mid_groups": [None, None], "total": [1_376_256, 33_554_432]})
+    assert plots.whatif_figure(table).layout.yaxis.dtick == "D2"

@@ -214,6 +214,27 @@ def test_other_screens_render(page):
     page.screenshot(path=str(ARTIFACTS / "07-learn-about.png"), full_page=True)
 
 
+def test_rejected_upload_blocks_launch(page, tmp_path):
+    from playwright.sync_api import expect
+
+    # A fresh page, so the upload field is empty and the dataset starts on the bundled default.
+    fresh = page.context.browser.new_context().new_page()
+    fresh.goto(page.url)
+    fresh.wait_for_selector("#launch_button", timeout=60_000)
+    expect(fresh.locator("#dataset input").first).to_have_value("movie-sentences", timeout=30_000)
+
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("café,label\nbon,1\n".encode("latin-1"))
+    fresh.locator("#upload input[type=file]").set_input_files(str(latin1))
+    expect(fresh.locator("#upload_message")).to_contain_text("is not valid UTF-8 (byte 0xe9 at position 3)",
+                                                             timeout=30_000)
+    expect(fresh.locator("#dataset input").first).to_have_value("", timeout=30_000)
+    expect(fresh.locator("#launch_button")).to_be_disabled(timeout=30_000)
+    expect(fresh.locator("#launch_error")).to_contain_text("Dataset is empty", timeout=30_000)
+    fresh.screenshot(path=str(ARTIFACTS / "08-upload-rejected.png"), full_page=True)
+    fresh.context.close()
+
+
 def _set_dropdown(page, selector, value):
     """Type a custom value into a Gradio dropdown and confirm it with Enter."""
     field = page.locator(selector).locator("input").first
