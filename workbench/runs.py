@@ -117,7 +117,7 @@ def stop_run(engine: Engine, run_id: str | None) -> str:
     except (KeyError, ValueError) as error:
         logger.info("Could not stop run %s: %s", run_id, error)
         return f"Could not stop run {run_id}: {error}"
-    return f"Asked run {run_id} to stop; it saves its adapter and shows as cancelled within seconds."
+    return f"Asked run {run_id} to stop; it saves a checkpoint and its adapter and shows as cancelled within seconds."
 
 
 def resume_run(engine: Engine, run_id: str | None) -> str:
@@ -129,7 +129,10 @@ def resume_run(engine: Engine, run_id: str | None) -> str:
     except (KeyError, ValueError) as error:
         logger.info("Could not resume run %s: %s", run_id, error)
         return f"Could not resume run {run_id}: {error}"
-    return f"Queued run {run_id} again; it continues from its last checkpoint."
+    step = engine.checkpoint_step(run_id)
+    if step is None:
+        return f"Queued run {run_id} again; it has no checkpoint, so it restarts from step 0."
+    return f"Queued run {run_id} again; it continues from its checkpoint at step {step}."
 
 
 def artifact_files(engine: Engine, run_id: str | None, downloads_dir: Path) -> list[str]:

@@ -15,6 +15,8 @@ or Parquet file, a folder written by `datasets.save_to_disk`, a GLUE task name
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from pathlib import Path
 
@@ -28,8 +30,9 @@ from .spec import RunSpec
 
 __all__ = ["check_sources", "check_model", "check_dataset"]
 
-# owner/name as the hub spells repository ids: letters, digits, "-", "_" and ".".
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# A hub repository id: owner/name, or a bare name for the hub's older canonical models
+# (bert-base-uncased); letters, digits, "-", "_" and ".".
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _HEAD_ROWS = 20
 # Files written by `save_to_disk` for a Dataset (state.json) or a DatasetDict (dataset_dict.json).
 _SAVED_DATASET_FILES = ("state.json", "dataset_dict.json")
@@ -60,6 +63,7 @@ def check_model(name: str) -> None:
             raise ValueError(f"model={name!r} is a file but not a .gguf file; give a model folder or a .gguf file")
         return
     if _looks_like_hub_id(name):
+        _check_hub_access(f"model={name!r}", _names("model"))
         return
     raise ValueError(
         f"model={name!r} is not a bundled model, an existing folder or .gguf file, or a hub id (owner/name); "
@@ -89,6 +93,7 @@ def check_dataset(spec: RunSpec) -> None:
         _check_table_columns(path, spec)
         return
     if glue_task(name) is not None or _looks_like_hub_id(name):
+        _check_hub_access(f"dataset={name!r}", _names("dataset"))
         return
     raise DataError(
         f"dataset={name!r} is not a bundled dataset, an existing file or folder, a GLUE task or a hub id "
@@ -148,6 +153,17 @@ def _read_head(path: Path, suffix: str):
             raise
         raise DataError(f"Could not read {str(path)!r} as {suffix[1:].upper()}: {error}") from error
     return None
+
+
+def _check_hub_access(what: str, bundled: list[str]) -> None:
+    """Raise ValueError when hub access is switched off, since a hub id could then never load."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        close = difflib.get_close_matches(what.split("=", 1)[1].strip("'"), bundled, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"{what} is neither bundled nor a local path, and it cannot come from the model hub because "
+            f"HF_HUB_OFFLINE is set{hint} Use one of {bundled}, or a local path."
+        )
 
 
 def _looks_like_hub_id(name: str) -> bool:

@@ -26,7 +26,7 @@ def test_submit_rejects_missing_model(engine, make_spec, tmp_path):
 
 
 def test_submit_rejects_unknown_model_name(engine, make_spec):
-    with pytest.raises(ValueError, match="'not-a-model' is not a bundled model"):
+    with pytest.raises(ValueError, match="model='not-a-model' is neither bundled nor a local path"):
         engine.submit(make_spec(model="not-a-model"), start_worker=False)
     assert engine.runs() == []
 
@@ -52,10 +52,20 @@ def test_unguessable_label_column_raises(tmp_path, make_spec, index, suffix):
     check_sources(make_spec(dataset=spec.dataset, label_column="stars"))  # naming the column fixes it
 
 
-def test_accepted_sources_pass(make_spec):
+def test_offline_hub_id_rejected(make_spec):
+    # The test session sets HF_HUB_OFFLINE=1, so a hub id can never load and is rejected at submit.
+    with pytest.raises(ValueError, match="HF_HUB_OFFLINE is set; did you mean 'minilm-l6'"):
+        check_sources(make_spec(model="minilm-l7"))
+    with pytest.raises(ValueError, match="HF_HUB_OFFLINE is set"):
+        check_sources(make_spec(model="minilm-l6", dataset="stanfordnlp/imdb"))
+
+
+def test_accepted_sources_pass(make_spec, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     check_sources(make_spec())  # the local model folder and CSV of the fixtures
     check_sources(make_spec(model="minilm-l6", dataset="movie-sentences"))  # bundled assets, not fetched
     check_sources(make_spec(model="google-bert/bert-base-uncased", dataset="stanfordnlp/imdb"))  # hub ids
+    check_sources(make_spec(model="bert-base-uncased"))  # a canonical hub id without an owner
     check_sources(make_spec(dataset="sst2"))  # a GLUE task
 
 

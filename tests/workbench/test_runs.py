@@ -67,7 +67,12 @@ def test_resume_cancelled_run_requeues(engine, tiny_spec):
     engine.executor.submit = lambda run_id: None  # no worker in unit tests
     message = runs.resume_run(engine, run_id)
     assert "Queued run" in message
+    assert "restarts from step 0" in message  # it never trained, so it has no checkpoint
     assert engine.status(run_id).status == "queued"
+
+    (engine.store.run_dir(run_id) / "checkpoints" / "checkpoint-20").mkdir(parents=True)
+    runs.stop_run(engine, run_id)
+    assert "checkpoint at step 20" in runs.resume_run(engine, run_id)
 
 
 def test_stop_without_selection(engine):
