@@ -5,16 +5,48 @@ role shared by every block, mid adapters shared by contiguous groups of blocks, 
 per-block layer adapters, with ranks that decay level by level (8 -> 4 -> 2).
 """
 
-from .analysis import LevelSpectra, effective_rank, peft_lora_spectra, spectrum_of_factors
-from .budget import Budget, budget_from_config, layout_from_config
-from .config import LEVEL_NAMES, LevelConfig, MSPLoRAConfig
-from .layers import LowRankAdapter, MSPLoRALinear
-from .layout import AdapterRecord, build_layout, find_block_stacks, split_groups
-from .model import MSPLoRAModel, get_msplora_model
-from .staged import StagedTrainingCallback, stage_for_step
+import importlib
+from typing import TYPE_CHECKING
+
+# Public names and the submodule that defines each. They load on first use, so commands such
+# as `msplora --help` start without importing torch and transformers.
+_EXPORTS = {
+    "LevelSpectra": "analysis",
+    "effective_rank": "analysis",
+    "peft_lora_spectra": "analysis",
+    "spectrum_of_factors": "analysis",
+    "Budget": "budget",
+    "budget_from_config": "budget",
+    "layout_from_config": "budget",
+    "LEVEL_NAMES": "config",
+    "LevelConfig": "config",
+    "MSPLoRAConfig": "config",
+    "LowRankAdapter": "layers",
+    "MSPLoRALinear": "layers",
+    "AdapterRecord": "layout",
+    "build_layout": "layout",
+    "find_block_stacks": "layout",
+    "split_groups": "layout",
+    "MSPLoRAModel": "model",
+    "get_msplora_model": "model",
+    "StagedTrainingCallback": "staged",
+    "stage_for_step": "staged",
+    "MSPLoRATrainer": "trainer",
+}
+
+if TYPE_CHECKING:
+    from .analysis import LevelSpectra, effective_rank, peft_lora_spectra, spectrum_of_factors
+    from .budget import Budget, budget_from_config, layout_from_config
+    from .config import LEVEL_NAMES, LevelConfig, MSPLoRAConfig
+    from .layers import LowRankAdapter, MSPLoRALinear
+    from .layout import AdapterRecord, build_layout, find_block_stacks, split_groups
+    from .model import MSPLoRAModel, get_msplora_model
+    from .staged import StagedTrainingCallback, stage_for_step
+    from .trainer import MSPLoRATrainer
 
 __all__ = [
     "LEVEL_NAMES",
+    "MSPLoRATrainer",
     "AdapterRecord",
     "Budget",
     "LevelConfig",
@@ -40,9 +72,13 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # The trainer imports transformers' Trainer (and accelerate), so it loads on first use.
-    if name == "MSPLoRATrainer":
-        from .trainer import MSPLoRATrainer
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'msplora' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+    globals()[name] = value
+    return value
 
-        return MSPLoRATrainer
-    raise AttributeError(f"module 'msplora' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -55,8 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argparse parser with one subcommand per action."""
     parser = argparse.ArgumentParser(prog="msplora", description="MSPLoRA Workbench command line")
     # Handlers import torch, transformers and the engine themselves, so parsing needs none of them.
-    # NOTE: `msplora/__init__.py` still imports torch, and that import dominates the start-up time
-    # of --help and of usage errors (seconds on a busy CPU).
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument(
