@@ -63,7 +63,7 @@ def check_model(name: str) -> None:
             raise ValueError(f"model={name!r} is a file but not a .gguf file; give a model folder or a .gguf file")
         return
     if _looks_like_hub_id(name):
-        _check_hub_access(f"model={name!r}", _names("model"))
+        _check_hub_access("model", name, _names("model"))
         return
     raise ValueError(
         f"model={name!r} is not a bundled model, an existing folder or .gguf file, or a hub id (owner/name); "
@@ -93,7 +93,7 @@ def check_dataset(spec: RunSpec) -> None:
         _check_table_columns(path, spec)
         return
     if glue_task(name) is not None or _looks_like_hub_id(name):
-        _check_hub_access(f"dataset={name!r}", _names("dataset"))
+        _check_hub_access("dataset", name, _names("dataset"))
         return
     raise DataError(
         f"dataset={name!r} is not a bundled dataset, an existing file or folder, a GLUE task or a hub id "
@@ -155,13 +155,13 @@ def _read_head(path: Path, suffix: str):
     return None
 
 
-def _check_hub_access(what: str, bundled: list[str]) -> None:
+def _check_hub_access(field: str, name: str, bundled: list[str]) -> None:
     """Raise ValueError when hub access is switched off, since a hub id could then never load."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        close = difflib.get_close_matches(what.split("=", 1)[1].strip("'"), bundled, n=1)
+        close = difflib.get_close_matches(name, bundled, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(
-            f"{what} is neither bundled nor a local path, and it cannot come from the model hub because "
+            f"{field}={name!r} is neither bundled nor a local path, and it cannot come from the model hub because "
             f"HF_HUB_OFFLINE is set{hint} Use one of {bundled}, or a local path."
         )
 
