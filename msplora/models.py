@@ -173,9 +173,13 @@ def suggest_target_modules(model: nn.Module) -> list[str]:
     (`encoder.layer.3.attention.self.query`). The name returned is its last
     path component (`query`), because that is what `target_modules` matches. Heads
     and embeddings outside the blocks are left out, and so are adapter
-    modules that PEFT or MSPLoRA added.
+    modules that PEFT or MSPLoRA added. When a last component also names a linear
+    module outside the blocks (BERT's `dense` and `pooler.dense`), the paths inside
+    the block are returned instead (`attention.output.dense`, `intermediate.dense`,
+    `output.dense`), so every suggestion matches modules inside blocks only.
     """
-    names: list[str] = []
+    inside: list[list[str]] = []
+    outside: list[str] = []
     for path, module in model.named_modules():
         if not isinstance(module, (nn.Linear, Conv1D)):
             continue
@@ -184,10 +188,19 @@ def suggest_target_modules(model: nn.Module) -> list[str]:
             continue
         if parts[-1] == "base_layer":  # the original linear inside a PEFT LoRA layer
             parts = parts[:-1]
-        if not any(part.isdigit() for part in parts[:-1]):
-            continue
-        if parts[-1] not in names:
-            names.append(parts[-1])
+        if any(part.isdigit() for part in parts[:-1]):
+            inside.append(parts)
+        else:
+            outside.append(".".join(parts))
+
+    names: list[str] = []
+    for parts in inside:
+        name = parts[-1]
+        if any(path == name or path.endswith("." + name) for path in outside):
+            first_index = next(i for i, part in enumerate(parts) if part.isdigit())
+            name = ".".join(parts[first_index + 1 :])
+        if name not in names:
+            names.append(name)
     return names
 
 

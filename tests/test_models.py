@@ -21,7 +21,7 @@ from transformers import (
     T5Model,
 )
 
-from msplora import assets
+from msplora import MSPLoRAConfig, assets, build_layout
 from msplora.models import ModelError, default_target_modules, load_model, load_tokenizer, suggest_target_modules
 
 _VOCAB = 30_522  # the MiniLM (BERT uncased) tokenizer's vocabulary size
@@ -175,13 +175,14 @@ _SMALL = {"vocab_size": 100}
         (
             lambda: _tiny(BertConfig, BertForSequenceClassification, hidden_size=16, num_hidden_layers=2,
                           num_attention_heads=2, intermediate_size=32, **_SMALL),
-            ["query", "key", "value", "dense"],
+            # BERT's pooler is also named dense, so the FFN and output maps get their in-block paths.
+            ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"],
             ["query", "value"],
         ),
         (
             lambda: _tiny(MPNetConfig, MPNetModel, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                           intermediate_size=32, **_SMALL),
-            ["q", "k", "v", "o", "dense"],
+            ["q", "k", "v", "o", "intermediate.dense", "output.dense"],
             ["q", "v"],
         ),
         (
@@ -212,13 +213,17 @@ def test_target_modules_by_architecture(model_factory, suggested, default):
     model = model_factory()
     assert suggest_target_modules(model) == suggested
     assert default_target_modules(model) == default
+    # Every suggestion targets modules inside the blocks only, so MSPLoRA accepts all of them.
+    build_layout(model, MSPLoRAConfig(target_modules=suggested, mid_groups=1))
 
 
 def test_target_modules_skip_lora_layers():
     model = _tiny(BertConfig, BertForSequenceClassification, hidden_size=16, num_hidden_layers=2,
                   num_attention_heads=2, intermediate_size=32, **_SMALL)
     wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["query", "value"]))
-    assert suggest_target_modules(wrapped) == ["query", "key", "value", "dense"]
+    assert suggest_target_modules(wrapped) == [
+        "query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"
+    ]
 
 
 def test_target_modules_exclude_head():

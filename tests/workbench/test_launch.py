@@ -103,7 +103,7 @@ def test_submit_rejects_without_queueing(engine):
 
 def test_target_choices_minilm():
     choices, defaults, error = launch.target_choices("minilm-l6")
-    assert choices == ["query", "key", "value", "dense"]
+    assert choices == ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
     assert defaults == ["query", "value"]
     assert error == ""
 
