@@ -113,25 +113,27 @@ def test_cancel_abandons_long_evaluation(engine, make_spec, tmp_path, tiny_csv):
 
 
 def test_cancel_before_first_checkpoint_resumes(engine, make_spec):
-    # save_steps is above max_steps, so only the stop itself can leave a checkpoint
-    run_id = engine.submit(make_spec(max_steps=40, save_steps=1000, logging_steps=2, eval_steps=1000))
+    # save_steps is above max_steps, so only the stop itself can leave a checkpoint. 400 steps leave
+    # the cancel (progress is written every second, cancel read every half second) ample time to land
+    # even on an idle machine, where this tiny model trains tens of steps per second.
+    run_id = engine.submit(make_spec(max_steps=400, save_steps=1000, logging_steps=10, eval_steps=1000))
     _wait_for(lambda: engine.status(run_id).step >= 5, timeout=180)
     engine.cancel(run_id)
     cancelled = engine.wait(run_id, timeout=30)
     assert cancelled.status == "cancelled"
     stopped_at = cancelled.step
-    assert 5 <= stopped_at < 40
+    assert 5 <= stopped_at < 400
     assert engine.checkpoint_step(run_id) == stopped_at
     assert (engine.store.run_dir(run_id) / "checkpoints" / f"checkpoint-{stopped_at}").is_dir()
 
     engine.resume(run_id)
-    status = engine.wait(run_id, timeout=240)
+    status = engine.wait(run_id, timeout=600)
     assert status.status == "completed", status.error
-    assert status.step == 40
+    assert status.step == 400
     assert f"resuming from {engine.store.run_dir(run_id) / 'checkpoints' / f'checkpoint-{stopped_at}'}" in engine.log(
         run_id
     )
-    # a restart from step 0 would log steps 2, 4, ... a second time
+    # a restart from step 0 would log steps 10, 20, ... a second time
     loss_steps = list(engine.metrics(run_id).query("kind == 'train' and name == 'loss'").step)
     assert loss_steps == sorted(set(loss_steps))
-    assert loss_steps[-1] == 40
+    assert loss_steps[-1] == 400
