@@ -12,7 +12,7 @@ l's mid group, and (A_l, B_l) belongs to block l alone.
     outputs = model(**inputs)          # equal to the base model's until trained
 
 With transformers' Trainer, use `msplora.MSPLoRATrainer`: the wrapper's forward takes
-``**kwargs``, so Trainer must keep all dataset columns and be told the label names,
+``**kwargs``, so Trainer must keep all dataset columns and receive the label names,
 and checkpoints should hold the adapters only.
 """
 

@@ -1,10 +1,10 @@
 """Cheap checks of a spec's model and dataset, run before a run is queued.
 
-A model or dataset that cannot exist (a missing local path, a name that is
-neither a bundled asset nor a hub id) and a local table whose text or label
-column cannot be found would otherwise be queued and fail minutes later in
-the worker. These checks read no weights and tokenize nothing: a local table
-contributes its header and first rows only.
+Without them, a model or dataset that cannot exist (a missing local path, a
+name that is neither a bundled asset nor a hub id) would be queued and fail
+minutes later in the worker. The same holds for a local table whose text or
+label column cannot be found. These checks read no weights and tokenize
+nothing: a local table contributes its header and first rows only.
 
 Accepted model names: a bundled model asset, an existing model folder (with
 `config.json`) or `.gguf` file, or a hub id of the form `owner/name`.
