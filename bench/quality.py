@@ -13,10 +13,12 @@ keeps what finished.
 
     python bench/quality.py                 # the full sweep (hours on two CPU cores)
     python bench/quality.py --quick         # smoke version: two tiny runs
+    python bench/quality.py --models mpnet-base --methods msplora:8 lora:8 lora:4
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import statistics
 import tempfile
@@ -70,6 +72,7 @@ METHODS = [Method("msplora", 8), Method("lora", 8), Method("lora", 4), Method("l
 QUICK_METHODS = [Method("msplora", 8), Method("lora", 8)]
 LEARNING_RATES = [1e-3, 3e-3]
 SEEDS = [0, 1, 2]
+MODELS_IN_SETTINGS = sorted({setting.model for setting in FULL_SETTINGS})
 
 BATCH_SIZE = 16
 MAX_LENGTH = 64
@@ -79,13 +82,28 @@ DEV_FRACTION = 0.05  # share of the training rows held out to choose the learnin
 
 def main() -> None:
     parser = common.base_parser(__doc__.splitlines()[0], "quality.json")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        help="run only the settings of these registry models (default: every setting)",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        type=parse_method,
+        help="methods as METHOD:RANK, e.g. msplora:8 lora:8 (default: MSPLoRA 8/4/2 and LoRA r=8, 4, 2)",
+    )
     args = parser.parse_args()
     common.setup(args)
     logging.basicConfig(level=logging.WARNING)
     transformers.logging.set_verbosity_error()
 
     settings = QUICK_SETTINGS if args.quick else FULL_SETTINGS
-    methods = QUICK_METHODS if args.quick else METHODS
+    if args.models:
+        settings = [setting for setting in settings if setting.model in args.models]
+        if not settings:
+            parser.error(f"--models {' '.join(args.models)} matches no setting; the settings use {MODELS_IN_SETTINGS}.")
+    methods = args.methods or (QUICK_METHODS if args.quick else METHODS)
     learning_rates = LEARNING_RATES[:1] if args.quick else LEARNING_RATES
     seeds = SEEDS[:1] if args.quick else SEEDS
 
@@ -111,6 +129,14 @@ def main() -> None:
         run_setting(setting, methods, learning_rates, seeds, args, entry, results)
     results["finished"] = True
     common.write_results(args.out, results)
+
+
+def parse_method(text: str) -> Method:
+    """Parse METHOD:RANK (e.g. "lora:4") into a Method."""
+    name, _, rank = text.partition(":")
+    if name not in ("msplora", "lora") or not rank.isdigit() or int(rank) < 1:
+        raise argparse.ArgumentTypeError(f"invalid method {text!r}: use msplora:RANK or lora:RANK, e.g. lora:8.")
+    return Method(name, int(rank))
 
 
 def run_setting(
