@@ -49,14 +49,21 @@ def machine_line(results: dict[str, Any]) -> str:
 
 
 def render_train_step(results: dict[str, Any]) -> str:
-    rows = ["| model | targets | MSPLoRA / LoRA | MSPLoRA / floor | LoRA / floor | step s (floor, LoRA, MSPLoRA) "
-            "| trainable (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|---|"]
+    # Records made before the unfolded ablation existed have three contenders.
+    ablation = all("msplora_over_unfolded" in case for case in results["cases"])
+    names = ("floor", "lora", "msplora", "msplora_unfolded") if ablation else ("floor", "lora", "msplora")
+    rows = ["| model | targets | MSPLoRA / LoRA | MSPLoRA / floor | LoRA / floor "
+            + ("| MSPLoRA / unfolded " if ablation else "")
+            + f"| step s ({', '.join(names)}) | trainable (LoRA, MSPLoRA) |",
+            "|---|---|---|---|---|---|---|" + ("---|" if ablation else "")]
     for case in results["cases"]:
-        times = ", ".join(f"{_median(case['times'], name):.3f}" for name in ("floor", "lora", "msplora"))
+        times = ", ".join(f"{_median(case['times'], name):.3f}" for name in names)
         params = f"{case['trainable_params']['lora']:,}, {case['trainable_params']['msplora']:,}"
+        unfolded = f"| {_ratio(case['msplora_over_unfolded'])} " if ablation else ""
         rows.append(
             f"| {case['model']} | {case['targets']} | {_ratio(case['msplora_over_lora'])} "
-            f"| {_ratio(case['msplora_over_floor'])} | {_ratio(case['lora_over_floor'])} | {times} | {params} |"
+            f"| {_ratio(case['msplora_over_floor'])} | {_ratio(case['lora_over_floor'])} {unfolded}"
+            f"| {times} | {params} |"
         )
     return "\n".join(rows)
 

@@ -7,8 +7,9 @@ input embeddings (`enable_input_require_grads`): every adapter method pays at le
 that, since its gradients have to reach the first adapted block.
 
 Targets: the query and value projections, then every linear map inside the blocks
-(attention and MLP). The three contenders run in alternation; ratios are medians of
-per-round ratios.
+(attention and MLP). A fourth contender, MSPLoRA with its update never folded into the
+weight (`msplora.folded`), shows what the fold saves. The contenders run in
+alternation; ratios are medians of per-round ratios.
 
     python bench/train_step.py                  # MiniLM-L6 and MPNet-base
     python bench/train_step.py --quick          # a tiny BERT built from a config
@@ -34,7 +35,7 @@ MODELS = ["minilm-l6", "mpnet-base"]
 RANK = 8
 ALPHA = 16.0
 HEAD = ["classifier"]
-CONTENDERS = ("floor", "lora", "msplora")
+CONTENDERS = ("floor", "lora", "msplora", "msplora_unfolded")
 
 
 def main() -> None:
@@ -79,12 +80,14 @@ def main() -> None:
                 "msplora_over_lora": common.paired_ratio(timings.primary, "msplora", "lora"),
                 "msplora_over_floor": common.paired_ratio(timings.primary, "msplora", "floor"),
                 "lora_over_floor": common.paired_ratio(timings.primary, "lora", "floor"),
+                "msplora_over_unfolded": common.paired_ratio(timings.primary, "msplora", "msplora_unfolded"),
             }
             results["cases"].append(case)
             print(
                 f"{model_name} {target_set}: MSPLoRA/LoRA {case['msplora_over_lora']['median']:.3f}, "
                 f"MSPLoRA/floor {case['msplora_over_floor']['median']:.3f}, "
-                f"LoRA/floor {case['lora_over_floor']['median']:.3f}",
+                f"LoRA/floor {case['lora_over_floor']['median']:.3f}, "
+                f"folded/unfolded {case['msplora_over_unfolded']['median']:.3f}",
                 flush=True,
             )
             common.write_results(args.out, results)
@@ -144,7 +147,7 @@ def make_batch(model: nn.Module, batch_size: int, length: int, device: str) -> d
 
 
 def build_contenders(base: nn.Module, targets: list[str], device: str) -> dict[str, nn.Module]:
-    """Three copies of `base`: frozen (the floor), with PEFT LoRA r=8, and with MSPLoRA 8/4/2."""
+    """Copies of `base`: frozen (the floor), with PEFT LoRA r=8, with MSPLoRA 8/4/2, and unfolded MSPLoRA."""
     floor = copy.deepcopy(base).to(device)
     floor.requires_grad_(False)
     floor.enable_input_require_grads()
@@ -155,7 +158,10 @@ def build_contenders(base: nn.Module, targets: list[str], device: str) -> dict[s
     msplora_config = MSPLoRAConfig(target_modules=targets, rank=RANK, rank_decay=2.0, mid_groups=3, alpha=ALPHA,
                                    modules_to_save=HEAD)
     msplora = get_msplora_model(copy.deepcopy(base), msplora_config).to(device)
-    return {"floor": floor, "lora": lora, "msplora": msplora}
+    unfolded = get_msplora_model(copy.deepcopy(base), msplora_config).to(device)
+    for _, layer in unfolded.msplora_layers():
+        layer._can_fold = lambda x, lora_A: False  # ablation: always the two thin matmuls beside the base layer
+    return {"floor": floor, "lora": lora, "msplora": msplora, "msplora_unfolded": unfolded}
 
 
 def make_step(model: nn.Module, device: str, batch: dict[str, torch.Tensor]):

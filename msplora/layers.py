@@ -6,7 +6,11 @@ For a target linear map W0 of block l, the layer computes
 
 in one low-rank product: the level matrices are concatenated along the rank axis,
 A = [A_g; A_m; A_l] (R x in) and B = [B_g, B_m, B_l] (out x R) with R = r_g + r_m + r_l,
-so the update costs two matmuls whatever the number of levels.
+so the update costs the same whatever the number of levels. For many input rows (a
+training or evaluation batch) in float32, the update is folded into the weight,
+W0 + B diag(s) A, and the layer runs one matmul (see `msplora.folded`); for a few
+rows (token-by-token decoding) or under bf16/fp16 it is applied as two thin matmuls
+beside the base layer, as in PEFT.
 
 Shared adapters are registered once, in the model's ``adapters`` ModuleDict. The
 layers keep plain references to them, so a shared matrix appears once in the
@@ -21,6 +25,8 @@ import math
 import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
+
+from .folded import folded_linear
 
 __all__ = ["LowRankAdapter", "MSPLoRALinear"]
 
@@ -94,15 +100,19 @@ class MSPLoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply W0 x plus the pyramid's update. x: (..., in) -> (..., out)."""
-        result = self.base_layer(x)
         if self.merged or self.disabled or not self._adapters:
-            return result
+            return self.base_layer(x)
 
         lora_A = torch.cat([adapter.lora_A for adapter in self._adapters], dim=0)  # (R, in)
         lora_B = torch.cat([adapter.lora_B for adapter in self._adapters], dim=1)  # (out, R)
+        scalings = self._scaling_vector(lora_A)  # each level's rank units times its s = alpha / r
+        if self._can_fold(x, lora_A):
+            weight = self.base_layer.weight.T if self.fan_in_fan_out else self.base_layer.weight
+            return folded_linear(x, weight, self.base_layer.bias, lora_A, lora_B, scalings)
+
+        result = self.base_layer(x)
         hidden = self.dropout(x).to(lora_A.dtype) @ lora_A.T  # (..., R)
-        hidden = hidden * self._scaling_vector(lora_A)  # each level's columns times its s = alpha / r
-        return result + (hidden @ lora_B.T).to(result.dtype)  # (..., out)
+        return result + ((hidden * scalings) @ lora_B.T).to(result.dtype)  # (..., out)
 
     def get_delta_weight(self) -> torch.Tensor:
         """Return the block's combined update sum_level s B A, shape (out, in), in the adapters' dtype."""
@@ -147,6 +157,27 @@ class MSPLoRALinear(nn.Module):
         # A tuple is a plain attribute to nn.Module, so the shared adapters are not registered twice.
         self._adapters = tuple(adapters)
         self._scalings: torch.Tensor | None = None
+
+    def _can_fold(self, x: torch.Tensor, lora_A: torch.Tensor) -> bool:
+        """Whether folding the update into the weight is exact and pays off for this input.
+
+        Folding costs out * in * R multiply-adds to build the weight; the unfolded update
+        costs rows * (in + out) * R, so it pays off from rows >= in * out / (in + out),
+        about half the hidden size. It needs one dtype throughout (no rounding of the
+        update into a bf16 weight), no active dropout (the adapters would see another
+        input than the base layer) and a frozen base layer (its gradient is not computed).
+        """
+        weight, bias = self.base_layer.weight, self.base_layer.bias
+        out_features, in_features = weight.shape[::-1] if self.fan_in_fan_out else weight.shape
+        rows = x.numel() // in_features
+        return (
+            rows * (in_features + out_features) >= in_features * out_features
+            and x.dtype == weight.dtype == lora_A.dtype
+            and not torch.is_autocast_enabled(x.device.type)
+            and not (self.training and isinstance(self.dropout, nn.Dropout))
+            and not weight.requires_grad
+            and (bias is None or not bias.requires_grad)
+        )
 
     def _scaling_vector(self, like: torch.Tensor) -> torch.Tensor:
         cached = self._scalings
