@@ -57,14 +57,13 @@ def main() -> None:
 
     architectures = QUICK_ARCHITECTURES if args.quick else ARCHITECTURES
     repeats = 2 if args.quick else args.repeats
-    results: dict[str, Any] = {
-        "benchmark": "budget_scale",
-        "command": common.command_line(),
-        "machine": common.machine_info("cpu"),
-        "repeats": repeats,
-        "targets": {"70b_seconds": TARGET_SECONDS_70B, "70b_extra_mib": TARGET_MIB_70B},
-        "cases": [],
-    }
+    results: dict[str, Any] = common.new_record(
+        "budget_scale",
+        "cpu",
+        repeats=repeats,
+        targets={"70b_seconds": TARGET_SECONDS_70B, "70b_extra_mib": TARGET_MIB_70B},
+        cases=[],
+    )
     target_sets = ["query_value"] if args.quick else list(TARGET_SETS)
     for architecture in architectures:
         for target_set in target_sets:
@@ -90,7 +89,7 @@ def main() -> None:
                 f"RSS rise {case['memory']['peak_rss_rise_mib']:.1f} MiB",
                 flush=True,
             )
-    results["machine"]["load_average_end"] = common.machine_info("cpu")["load_average"]
+    common.mark_end(results, "cpu")
     common.write_results(args.out, results)
 
 

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import logging
 import os
 import platform
 import statistics
@@ -60,9 +61,23 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
 
 
 def setup(args: argparse.Namespace) -> None:
-    """Apply the thread count and seed the random generators."""
+    """Apply the thread count, seed the random generators and quiet the libraries' logs."""
+    import transformers
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    logging.basicConfig(level=logging.WARNING)
+    transformers.logging.set_verbosity_error()
+
+
+def new_record(benchmark: str, device: str, **fields: Any) -> dict[str, Any]:
+    """Start a results record: the benchmark's name, the command, the machine now, then `fields`."""
+    return {"benchmark": benchmark, "command": command_line(), "machine": machine_info(device), **fields}
+
+
+def mark_end(results: dict[str, Any], device: str) -> None:
+    """Record the load average at the end of the run beside the one at the start."""
+    results["machine"]["load_average_end"] = machine_info(device)["load_average"]
 
 
 def machine_info(device: str) -> dict[str, Any]:

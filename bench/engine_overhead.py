@@ -18,13 +18,11 @@ per-pair ratios of wall-clock time.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-import transformers
 from transformers import BertConfig, BertForSequenceClassification, TrainerCallback, set_seed
 
 import common
@@ -42,8 +40,6 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=50, help="training steps per run")
     args = parser.parse_args()
     common.setup(args)
-    logging.basicConfig(level=logging.WARNING)
-    transformers.logging.set_verbosity_error()
 
     with tempfile.TemporaryDirectory(prefix="msplora-bench-") as scratch:
         scratch_dir = Path(scratch)
@@ -68,21 +64,20 @@ def main() -> None:
         spectra_rows = len(store.spectra(store.list_runs()[0]["id"]))
 
     ratio = common.paired_ratio(timings.primary, "engine", "bare")
-    results: dict[str, Any] = {
-        "benchmark": "engine_overhead",
-        "command": common.command_line(),
-        "machine": common.machine_info(args.device),
-        "spec": {key: spec.to_dict()[key] for key in ("model", "dataset", "method", "max_steps", "batch_size",
+    results: dict[str, Any] = common.new_record(
+        "engine_overhead",
+        args.device,
+        spec={key: spec.to_dict()[key] for key in ("model", "dataset", "method", "max_steps", "batch_size",
                                                        "max_length", "logging_steps", "eval_steps",
                                                        "spectra_steps", "save_steps", "max_eval_samples")},
-        "repeats": repeats,
-        "store_rows_per_engine_run": {"metrics": metric_rows, "spectra": spectra_rows},
-        "times": timings.summary(),
-        "engine_over_bare": ratio,
-        "engine_over_bare_wall": common.paired_ratio(timings.wall, "engine", "bare"),
-        "target": f"engine / bare <= {TARGET}",
-        "meets_target": ratio["median"] <= TARGET,
-    }
+        repeats=repeats,
+        store_rows_per_engine_run={"metrics": metric_rows, "spectra": spectra_rows},
+        times=timings.summary(),
+        engine_over_bare=ratio,
+        engine_over_bare_wall=common.paired_ratio(timings.wall, "engine", "bare"),
+        target=f"engine / bare <= {TARGET}",
+        meets_target=ratio["median"] <= TARGET,
+    )
     print(f"engine/bare {ratio['median']:.3f} (range {ratio['min']:.3f}-{ratio['max']:.3f})", flush=True)
     common.write_results(args.out, results)
 

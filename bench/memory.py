@@ -21,7 +21,6 @@ import argparse
 import copy
 import gc
 import json
-import logging
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import transformers
 from peft import LoraConfig, get_peft_model
 
 import common
@@ -50,8 +48,6 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: METHOD:MODEL:TARGET_SET in a child
     args = parser.parse_args()
     common.setup(args)
-    logging.basicConfig(level=logging.WARNING)
-    transformers.logging.set_verbosity_error()
 
     models = ["tiny-bert"] if args.quick else args.models
     batch_size, length = (4, 16) if args.quick else (args.batch_size, args.length)
@@ -61,16 +57,15 @@ def main() -> None:
         return
     repeats = 1 if args.quick else args.repeats
 
-    results: dict[str, Any] = {
-        "benchmark": "memory",
-        "command": common.command_line(),
-        "machine": common.machine_info(args.device),
-        "batch_size": batch_size,
-        "length": length,
-        "steps": STEPS,
-        "repeats": repeats,
-        "cases": [],
-    }
+    results: dict[str, Any] = common.new_record(
+        "memory",
+        args.device,
+        batch_size=batch_size,
+        length=length,
+        steps=STEPS,
+        repeats=repeats,
+        cases=[],
+    )
     for model_name in models:
         base = load_base(model_name)
         sets = target_sets(base)
@@ -98,7 +93,7 @@ def main() -> None:
                 flush=True,
             )
             common.write_results(args.out, results)
-    results["machine"]["load_average_end"] = common.machine_info(args.device)["load_average"]
+    common.mark_end(results, args.device)
     common.write_results(args.out, results)
 
 

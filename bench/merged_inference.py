@@ -13,11 +13,9 @@ for reference.
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any
 
 import torch
-import transformers
 from torch import nn
 
 import common
@@ -37,24 +35,21 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, help=f"registry models to run (default: {MODELS})")
     args = parser.parse_args()
     common.setup(args)
-    logging.basicConfig(level=logging.WARNING)
-    transformers.logging.set_verbosity_error()
 
     models = ["tiny-bert"] if args.quick else args.models
     batch_size, length = (4, 16) if args.quick else (args.batch_size, args.length)
     repeats = 3 if args.quick else args.repeats
 
-    results: dict[str, Any] = {
-        "benchmark": "merged_inference",
-        "command": common.command_line(),
-        "machine": common.machine_info(args.device),
-        "batch_size": batch_size,
-        "length": length,
-        "repeats": repeats,
-        "calls_per_sample": args.calls,
-        "target": f"merged / base <= {TARGET}",
-        "cases": [],
-    }
+    results: dict[str, Any] = common.new_record(
+        "merged_inference",
+        args.device,
+        batch_size=batch_size,
+        length=length,
+        repeats=repeats,
+        calls_per_sample=args.calls,
+        target=f"merged / base <= {TARGET}",
+        cases=[],
+    )
     for model_name in models:
         base = load_base(model_name).to(args.device).eval()
         batch = make_batch(base, batch_size, length, args.device)
@@ -86,7 +81,7 @@ def main() -> None:
                 flush=True,
             )
             common.write_results(args.out, results)
-    results["machine"]["load_average_end"] = common.machine_info(args.device)["load_average"]
+    common.mark_end(results, args.device)
     common.write_results(args.out, results)
 
 

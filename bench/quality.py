@@ -19,7 +19,6 @@ keeps what finished.
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import tempfile
 import time
@@ -27,7 +26,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import transformers
 from transformers import TrainingArguments, set_seed
 
 import common
@@ -95,8 +93,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     common.setup(args)
-    logging.basicConfig(level=logging.WARNING)
-    transformers.logging.set_verbosity_error()
 
     settings = QUICK_SETTINGS if args.quick else FULL_SETTINGS
     if args.models:
@@ -107,11 +103,10 @@ def main() -> None:
     learning_rates = LEARNING_RATES[:1] if args.quick else LEARNING_RATES
     seeds = SEEDS[:1] if args.quick else SEEDS
 
-    results: dict[str, Any] = {
-        "benchmark": "quality",
-        "command": common.command_line(),
-        "machine": common.machine_info(args.device),
-        "protocol": {
+    results: dict[str, Any] = common.new_record(
+        "quality",
+        args.device,
+        protocol={
             "batch_size": BATCH_SIZE,
             "max_length": MAX_LENGTH,
             "alpha": ALPHA,
@@ -121,8 +116,8 @@ def main() -> None:
             "lr_scheduler": "linear",
             "warmup_ratio": 0.06,
         },
-        "settings": [],
-    }
+        settings=[],
+    )
     for setting in settings:
         entry: dict[str, Any] = {**asdict(setting), "runs": [], "summary": {}}
         results["settings"].append(entry)

@@ -20,11 +20,9 @@ Three measurements:
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any
 
 import torch
-import transformers
 from torch import nn
 
 import common
@@ -48,8 +46,6 @@ def main() -> None:
     parser.add_argument("--cadence-repeats", type=int, default=3, help="timed rounds of snapshot against step")
     args = parser.parse_args()
     common.setup(args)
-    logging.basicConfig(level=logging.WARNING)
-    transformers.logging.set_verbosity_error()
 
     hidden_sizes = QUICK_HIDDEN_SIZES if args.quick else HIDDEN_SIZES
     models = ["tiny-bert"] if args.quick else MODELS
@@ -57,16 +53,15 @@ def main() -> None:
     spectra_steps = RunSpec().spectra_steps
     batch_size = RunSpec().batch_size
 
-    results: dict[str, Any] = {
-        "benchmark": "spectra",
-        "command": common.command_line(),
-        "machine": common.machine_info(args.device),
-        "level_ranks": LEVEL_RANKS,
-        "precision": "float64 for both methods",
-        "factors": [],
-        "models": [],
-        "cadence": {"spectra_steps": spectra_steps, "batch_size": batch_size, "length": LENGTH, "cases": []},
-    }
+    results: dict[str, Any] = common.new_record(
+        "spectra",
+        args.device,
+        level_ranks=LEVEL_RANKS,
+        precision="float64 for both methods",
+        factors=[],
+        models=[],
+        cadence={"spectra_steps": spectra_steps, "batch_size": batch_size, "length": LENGTH, "cases": []},
+    )
     for hidden in hidden_sizes:
         case = compare_factors(hidden, repeats=min(repeats, 2) if hidden >= 4096 else repeats)
         results["factors"].append(case)
@@ -92,7 +87,7 @@ def main() -> None:
         print(f"{model_name}: spectra cost {100 * cost['share_of_training']:.3f}% of training time", flush=True)
         common.write_results(args.out, results)
 
-    results["machine"]["load_average_end"] = common.machine_info(args.device)["load_average"]
+    common.mark_end(results, args.device)
     common.write_results(args.out, results)
 
 

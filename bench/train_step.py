@@ -18,11 +18,9 @@ alternation; ratios are medians of per-round ratios.
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any
 
 import torch
-import transformers
 from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
@@ -46,24 +44,21 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, help=f"registry models to run (default: {MODELS})")
     args = parser.parse_args()
     common.setup(args)
-    logging.basicConfig(level=logging.WARNING)
-    transformers.logging.set_verbosity_error()
 
     models = ["tiny-bert"] if args.quick else args.models
     batch_size, length = (4, 16) if args.quick else (args.batch_size, args.length)
     repeats = 3 if args.quick else args.repeats
 
-    results: dict[str, Any] = {
-        "benchmark": "train_step",
-        "command": common.command_line(),
-        "machine": common.machine_info(args.device),
-        "batch_size": batch_size,
-        "length": length,
-        "repeats": repeats,
-        "rank": RANK,
-        "precision": "bf16 autocast" if args.device.startswith("cuda") else "float32",
-        "cases": [],
-    }
+    results: dict[str, Any] = common.new_record(
+        "train_step",
+        args.device,
+        batch_size=batch_size,
+        length=length,
+        repeats=repeats,
+        rank=RANK,
+        precision="bf16 autocast" if args.device.startswith("cuda") else "float32",
+        cases=[],
+    )
     for model_name in models:
         base = load_base(model_name)
         batch = make_batch(base, batch_size, length, args.device)
@@ -92,7 +87,7 @@ def main() -> None:
             )
             common.write_results(args.out, results)
             del contenders, steps
-    results["machine"]["load_average_end"] = common.machine_info(args.device)["load_average"]
+    common.mark_end(results, args.device)
     common.write_results(args.out, results)
 
 
