@@ -91,6 +91,17 @@ def main() -> None:
         type=parse_method,
         help="methods as METHOD:RANK, e.g. msplora:8 lora:8 (default: MSPLoRA 8/4/2 and LoRA r=8, 4, 2)",
     )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        help="run only the settings on these datasets (default: every setting)",
+    )
+    parser.add_argument(
+        "--learning-rates",
+        nargs="+",
+        type=float,
+        help=f"the learning-rate grid searched with the first seed (default: {LEARNING_RATES})",
+    )
     args = parser.parse_args()
     common.setup(args)
 
@@ -99,8 +110,12 @@ def main() -> None:
         settings = [setting for setting in settings if setting.model in args.models]
         if not settings:
             parser.error(f"--models {' '.join(args.models)} matches no setting; the settings use {MODELS_IN_SETTINGS}.")
+    if args.datasets:
+        settings = [setting for setting in settings if setting.dataset in args.datasets]
+        if not settings:
+            parser.error(f"--datasets {' '.join(args.datasets)} matches no setting of the chosen models.")
     methods = args.methods or (QUICK_METHODS if args.quick else METHODS)
-    learning_rates = LEARNING_RATES[:1] if args.quick else LEARNING_RATES
+    learning_rates = args.learning_rates or (LEARNING_RATES[:1] if args.quick else LEARNING_RATES)
     seeds = SEEDS[:1] if args.quick else SEEDS
 
     results: dict[str, Any] = common.new_record(

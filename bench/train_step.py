@@ -117,17 +117,17 @@ def in_block_linear_paths(model: nn.Module) -> list[str]:
 
     Last names alone are ambiguous: BERT's "dense" also names the pooler outside the blocks.
     """
-    short_names = set(suggest_target_modules(model))
+    # The suggestions are last names ("query") or, where a last name also occurs outside
+    # the blocks, in-block paths ("attention.output.dense"); a map counts if either matches.
+    suggested = set(suggest_target_modules(model))
     paths: list[str] = []
     for path, module in model.named_modules():
         parts = path.split(".")
-        if not isinstance(module, nn.Linear) or parts[-1] not in short_names:
-            continue
         digits = [i for i, part in enumerate(parts) if part.isdigit()]
-        if not digits:
+        if not isinstance(module, nn.Linear) or not digits:
             continue
         suffix = ".".join(parts[digits[-1] + 1 :])
-        if suffix not in paths:
+        if (suffix in suggested or parts[-1] in suggested) and suffix not in paths:
             paths.append(suffix)
     return paths
 

@@ -18,8 +18,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH = REPO_ROOT / "bench"
 
-# The quick versions' tiny BERT: hidden 64, 4 blocks, a 2-class head (64 * 2 weights + 2 biases).
+# The quick versions' tiny BERT: hidden 64, MLP 128, 4 blocks, a 2-class head (64 * 2 weights + 2 biases).
 TINY_HIDDEN = 64
+TINY_INTERMEDIATE = 128
 TINY_BLOCKS = 4
 TINY_HEAD = TINY_HIDDEN * 2 + 2
 
@@ -83,6 +84,7 @@ def test_train_step_quick(tmp_path):
     for case in cases.values():
         assert_ratio(case["msplora_over_lora"])
         assert_ratio(case["msplora_over_floor"])
+        assert_ratio(case["msplora_over_unfolded"])
         assert case["trainable_params"]["floor"] == 0
 
     # Query and value maps are 64 -> 64 in each of the 4 blocks.
@@ -93,6 +95,12 @@ def test_train_step_quick(tmp_path):
     msplora = (8 + 3 * 4 + TINY_BLOCKS * 2) * per_map * 2
     assert cases["query_value"]["trainable_params"]["lora"] == lora + TINY_HEAD
     assert cases["query_value"]["trainable_params"]["msplora"] == msplora + TINY_HEAD
+
+    # All linears: per block, 4 attention maps 64 -> 64 and the MLP's 64 -> 128 and 128 -> 64.
+    per_unit = 4 * per_map + 2 * (TINY_HIDDEN + TINY_INTERMEDIATE)
+    assert cases["all_linear"]["trainable_params"]["lora"] == 8 * per_unit * TINY_BLOCKS + TINY_HEAD
+    assert cases["all_linear"]["trainable_params"]["msplora"] == (8 + 3 * 4 + TINY_BLOCKS * 2) * per_unit + TINY_HEAD
+    assert cases["all_linear"]["trainable_params"]["msplora_unfolded"] == (8 + 3 * 4 + TINY_BLOCKS * 2) * per_unit + TINY_HEAD
 
 
 def test_report_renders_merged_record(tmp_path):
