@@ -159,7 +159,7 @@ class MSPLoRALinear(nn.Module):
         self._scalings: torch.Tensor | None = None
 
     def _can_fold(self, x: torch.Tensor, lora_A: torch.Tensor) -> bool:
-        """Whether folding the update into the weight is exact and pays off for this input.
+        """Return whether folding the update into the weight is safe and pays off for this input.
 
         Folding costs out * in * R multiply-adds to build the weight; the unfolded update
         costs rows * (in + out) * R, so it pays off from rows >= in * out / (in + out),
