@@ -182,6 +182,24 @@ def _primary_clock(results: dict[str, Any]) -> str | None:
     return results.get("times", {}).get("clock")
 
 
+def render_layer_step(results: dict[str, Any]) -> str:
+    rows = ["| model | in -> out | folded / floor | unfolded / floor | folded / unfolded "
+            "| ms per pass (floor, folded, unfolded) |", "|---|---|---|---|---|---|"]
+    for case in results["layers"]:
+        times = ", ".join(f"{1000 * _median(case['times'], name):.2f}" for name in ("floor", "folded", "unfolded"))
+        rows.append(
+            f"| {case['model']} | {case['in']} -> {case['out']} | {_ratio(case['folded_over_floor'])} "
+            f"| {_ratio(case['unfolded_over_floor'])} | {_ratio(case['folded_over_unfolded'])} | {times} |"
+        )
+    names = list(results["thin_products"][0]["products"]) if results["thin_products"] else []
+    rows += ["", "| model | in -> out | " + " | ".join(f"{name}: first / last" for name in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for case in results["thin_products"]:
+        ratios = " | ".join(_ratio(case["products"][name]["first_over_last"]) for name in names)
+        rows.append(f"| {case['model']} | {case['in']} -> {case['out']} | {ratios} |")
+    return "\n".join(rows)
+
+
 def _median(times: dict[str, Any], name: str) -> float:
     """Median seconds of contender `name` on the record's primary clock."""
     return times[times["clock"]][name]["median_s"]
@@ -193,6 +211,7 @@ def _ratio(summary: dict[str, float], digits: int = 3) -> str:
 
 RENDERERS = {
     "train_step": render_train_step,
+    "layer_step": render_layer_step,
     "memory": render_memory,
     "merged_inference": render_merged,
     "spectra": render_spectra,

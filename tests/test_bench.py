@@ -203,3 +203,21 @@ def test_quality_quick(tmp_path):
         assert 0.0 <= run["dev_accuracy"] <= 1.0
     summary = setting["summary"]
     assert summary["MSPLoRA 8/4/2"]["adapter_params"] < summary["LoRA r=8"]["adapter_params"]
+
+
+def test_layer_step_quick(tmp_path):
+    results = run_quick("layer_step.py", tmp_path / "layer_step.json")
+
+    assert_machine_record(results)
+    shapes = [(case["in"], case["out"]) for case in results["layers"]]
+    assert shapes == [(64, 64), (64, 128), (128, 64)]
+    for case in results["layers"]:
+        assert_ratio(case["folded_over_floor"])
+        assert_ratio(case["unfolded_over_floor"])
+        assert_ratio(case["folded_over_unfolded"])
+    for case in results["thin_products"]:
+        assert case["rank"] == 8 + 4 + 2
+        assert len(case["products"]) == 4
+        for product in case["products"].values():
+            assert_ratio(product["first_over_last"])
+    assert "| tiny-bert | 64 -> 128 |" in render_report(tmp_path)
