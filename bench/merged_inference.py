@@ -4,7 +4,9 @@ After `merge_and_unload()` the adapted layers are plain linear maps again, so th
 merged model should cost what the base model costs. The adapters get random
 non-zero lora_B first, so the merge really changes the weights; the outputs are
 checked against the unmerged model's. The unmerged MSPLoRA model is timed too,
-for reference.
+for reference, and so is a deep copy of the base model: the copy runs the very same
+computation, so its ratio to the base shows how far two identical models differ in
+time on this machine.
 
     python bench/merged_inference.py            # MiniLM-L6 and MPNet-base, query+value and all linears
     python bench/merged_inference.py --quick    # a tiny BERT built from a config
@@ -58,11 +60,13 @@ def main() -> None:
             unmerged = build_trained_msplora(base, targets).to(args.device).eval()
             merged = copy.deepcopy(unmerged).merge_and_unload().eval()
             max_difference = output_difference(unmerged, merged, batch, args.device)
+            base_copy = copy.deepcopy(base).eval()
 
             contenders = {
                 "base": forward_function(base, batch, args.device),
                 "merged": forward_function(merged, batch, args.device),
                 "unmerged": forward_function(unmerged, batch, args.device),
+                "base_copy": forward_function(base_copy, batch, args.device),
             }
             timings = common.time_alternating(contenders, device=args.device, repeats=repeats, calls=args.calls)
             case = {
@@ -72,12 +76,14 @@ def main() -> None:
                 "times": timings.summary(),
                 "merged_over_base": common.paired_ratio(timings.primary, "merged", "base"),
                 "unmerged_over_base": common.paired_ratio(timings.primary, "unmerged", "base"),
+                "copy_over_base": common.paired_ratio(timings.primary, "base_copy", "base"),
             }
             case["meets_target"] = case["merged_over_base"]["median"] <= TARGET
             results["cases"].append(case)
             print(
                 f"{model_name} {target_set}: merged/base {case['merged_over_base']['median']:.3f}, "
-                f"unmerged/base {case['unmerged_over_base']['median']:.3f}, max |logit diff| {max_difference:.2e}",
+                f"unmerged/base {case['unmerged_over_base']['median']:.3f}, "
+                f"copy/base {case['copy_over_base']['median']:.3f}, max |logit diff| {max_difference:.2e}",
                 flush=True,
             )
             common.write_results(args.out, results)

@@ -83,12 +83,16 @@ def render_memory(results: dict[str, Any]) -> str:
 
 
 def render_merged(results: dict[str, Any]) -> str:
-    rows = ["| model | targets | merged / base | unmerged / base | max abs logit difference (merged vs unmerged) |",
-            "|---|---|---|---|---|"]
+    # Records made before the base-copy control existed have no copy_over_base.
+    control = all("copy_over_base" in case for case in results["cases"])
+    rows = ["| model | targets | merged / base | unmerged / base " + ("| base copy / base " if control else "")
+            + "| max abs logit difference (merged vs unmerged) |", "|---|---|---|---|---|" + ("---|" if control else "")]
     for case in results["cases"]:
+        copy_ratio = f"| {_ratio(case['copy_over_base'])} " if control else ""
         rows.append(
             f"| {case['model']} | {case['targets']} | {_ratio(case['merged_over_base'])} "
-            f"| {_ratio(case['unmerged_over_base'])} | {case['max_abs_logit_difference_merged_vs_unmerged']:.1e} |"
+            f"| {_ratio(case['unmerged_over_base'])} {copy_ratio}"
+            f"| {case['max_abs_logit_difference_merged_vs_unmerged']:.1e} |"
         )
     return "\n".join(rows)
 

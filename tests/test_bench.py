@@ -120,7 +120,9 @@ def test_merged_inference_quick(tmp_path):
     assert len(results["cases"]) == 2
     for case in results["cases"]:
         assert_ratio(case["merged_over_base"])
+        assert_ratio(case["copy_over_base"])
         assert case["max_abs_logit_difference_merged_vs_unmerged"] < 1e-4
+    assert "| base copy / base |" in render_report(tmp_path)
 
 
 def test_spectra_quick(tmp_path):
