@@ -69,10 +69,14 @@ def render_train_step(results: dict[str, Any]) -> str:
 
 
 def render_memory(results: dict[str, Any]) -> str:
-    rows = ["| model | targets | peak rise MiB (floor, LoRA, MSPLoRA) | MSPLoRA / LoRA | disk bytes adapters only "
+    # Records made before the unfolded ablation existed have three methods.
+    names = ("floor", "lora", "msplora")
+    if all("msplora_unfolded" in case["peak_rise_median_mib"] for case in results["cases"]):
+        names += ("msplora_unfolded",)
+    rows = [f"| model | targets | peak rise MiB ({', '.join(names)}) | MSPLoRA / LoRA | disk bytes adapters only "
             "(LoRA, MSPLoRA) | with head (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|"]
     for case in results["cases"]:
-        peaks = ", ".join(f"{case['peak_rise_median_mib'][name]:.1f}" for name in ("floor", "lora", "msplora"))
+        peaks = ", ".join(f"{case['peak_rise_median_mib'][name]:.1f}" for name in names)
         disk = case["disk_bytes"]
         rows.append(
             f"| {case['model']} | {case['targets']} | {peaks} | {case['msplora_over_lora']:.3f} "
