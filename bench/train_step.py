@@ -155,7 +155,7 @@ def build_contenders(base: nn.Module, targets: list[str], device: str) -> dict[s
     msplora = get_msplora_model(copy.deepcopy(base), msplora_config).to(device)
     unfolded = get_msplora_model(copy.deepcopy(base), msplora_config).to(device)
     for _, layer in unfolded.msplora_layers():
-        layer._can_fold = lambda x, lora_A: False  # ablation: always the two thin matmuls beside the base layer
+        layer.fold = False  # ablation: always the two thin matmuls beside the base layer
     return {"floor": floor, "lora": lora, "msplora": msplora, "msplora_unfolded": unfolded}
 
 

@@ -75,6 +75,11 @@ class MSPLoRALinear(nn.Module):
 
     The adapters are not submodules of this layer: they belong to the model's
     ``adapters`` ModuleDict and may be shared with other blocks.
+
+    Attributes:
+        fold: whether the layer may fold the update into the weight (see `_can_fold`).
+            Set it to False to always apply the update as two thin matmuls, for
+            example to measure what the fold saves.
     """
 
     def __init__(self, base_layer: nn.Module, adapters: list[LowRankAdapter], dropout: float = 0.0) -> None:
@@ -84,6 +89,7 @@ class MSPLoRALinear(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
         self.disabled = False
+        self.fold = True
         self._set_adapters(adapters)
 
     @property
@@ -161,17 +167,19 @@ class MSPLoRALinear(nn.Module):
     def _can_fold(self, x: torch.Tensor, lora_A: torch.Tensor) -> bool:
         """Return whether folding the update into the weight is safe and pays off for this input.
 
-        Folding costs out * in * R multiply-adds to build the weight; the unfolded update
-        costs rows * (in + out) * R, so it pays off from rows >= in * out / (in + out),
-        about half the hidden size. It needs one dtype throughout (no rounding of the
-        update into a bf16 weight), no active dropout (the adapters would see another
-        input than the base layer) and a frozen base layer (its gradient is not computed).
+        Folding costs out * in * R multiply-adds to build the weight, and the unfolded
+        update costs rows * (in + out) * R. So folding pays off from rows >= in * out /
+        (in + out), about half the hidden size. It also needs `fold` set, one dtype
+        throughout (no rounding of the update into a bf16 weight), no active dropout (the
+        adapters would see another input than the base layer) and a frozen base layer
+        (its gradient is not computed).
         """
         weight, bias = self.base_layer.weight, self.base_layer.bias
         out_features, in_features = weight.shape[::-1] if self.fan_in_fan_out else weight.shape
         rows = x.numel() // in_features
         return (
-            rows * (in_features + out_features) >= in_features * out_features
+            self.fold
+            and rows * (in_features + out_features) >= in_features * out_features
             and x.dtype == weight.dtype == lora_A.dtype
             and not torch.is_autocast_enabled(x.device.type)
             and not (self.training and isinstance(self.dropout, nn.Dropout))

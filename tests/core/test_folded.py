@@ -59,7 +59,7 @@ def test_folded_layer_equals_unfolded(kind, monkeypatch):
     folded = _output_and_grads(layer, x)
     assert calls, "64 rows of a 48 x 96 map should take the folded path"
 
-    monkeypatch.setattr(MSPLoRALinear, "_can_fold", lambda self, x, lora_A: False)
+    layer.fold = False
     unfolded = _output_and_grads(layer, x)
     assert len(calls) == 1
     for got, expected in zip(folded, unfolded):
@@ -83,10 +83,14 @@ def test_fold_decision():
 
     layer.base_layer.weight.requires_grad_(True)
     assert not layer._can_fold(many, lora_A)  # the fold computes no gradient for the base weight
+    layer.base_layer.weight.requires_grad_(False)
+
+    layer.fold = False
+    assert not layer._can_fold(many, lora_A)
 
 
 @pytest.mark.parametrize("name", ["bert", "gpt2", "llama"])
-def test_model_gradients_same_both_paths(name, monkeypatch):
+def test_model_gradients_same_both_paths(name):
     arch = ARCHITECTURES[name]
     model = get_msplora_model(build(name), MSPLoRAConfig(target_modules=arch.targets, mid_groups=2))
     randomize_adapters(model)
@@ -99,7 +103,8 @@ def test_model_gradients_same_both_paths(name, monkeypatch):
         return [loss.detach()] + [p.grad.clone() for p in model.adapters.parameters()]
 
     folded = loss_and_grads()
-    monkeypatch.setattr(MSPLoRALinear, "_can_fold", lambda self, x, lora_A: False)
+    for _, layer in model.msplora_layers():
+        layer.fold = False
     unfolded = loss_and_grads()
     for got, expected in zip(folded, unfolded):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
