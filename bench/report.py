@@ -49,34 +49,25 @@ def machine_line(results: dict[str, Any]) -> str:
 
 
 def render_train_step(results: dict[str, Any]) -> str:
-    # Records made before the unfolded ablation existed have three contenders.
-    ablation = all("msplora_over_unfolded" in case for case in results["cases"])
-    names = ("floor", "lora", "msplora", "msplora_unfolded") if ablation else ("floor", "lora", "msplora")
-    rows = ["| model | targets | MSPLoRA / LoRA | MSPLoRA / floor | LoRA / floor "
-            + ("| MSPLoRA / unfolded " if ablation else "")
-            + f"| step s ({', '.join(names)}) | trainable (LoRA, MSPLoRA) |",
-            "|---|---|---|---|---|---|---|" + ("---|" if ablation else "")]
+    rows = ["| model | targets | MSPLoRA / LoRA | MSPLoRA / floor | LoRA / floor | MSPLoRA / unfolded "
+            "| step s (floor, LoRA, MSPLoRA, unfolded) | trainable (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|---|---|"]
     for case in results["cases"]:
-        times = ", ".join(f"{_median(case['times'], name):.3f}" for name in names)
+        # The record keeps the contenders in train_step.py's order: floor, LoRA, MSPLoRA, unfolded.
+        times = ", ".join(f"{_median(case['times'], name):.3f}" for name in case["times"]["cpu"])
         params = f"{case['trainable_params']['lora']:,}, {case['trainable_params']['msplora']:,}"
-        unfolded = f"| {_ratio(case['msplora_over_unfolded'])} " if ablation else ""
         rows.append(
             f"| {case['model']} | {case['targets']} | {_ratio(case['msplora_over_lora'])} "
-            f"| {_ratio(case['msplora_over_floor'])} | {_ratio(case['lora_over_floor'])} {unfolded}"
-            f"| {times} | {params} |"
+            f"| {_ratio(case['msplora_over_floor'])} | {_ratio(case['lora_over_floor'])} "
+            f"| {_ratio(case['msplora_over_unfolded'])} | {times} | {params} |"
         )
     return "\n".join(rows)
 
 
 def render_memory(results: dict[str, Any]) -> str:
-    # Records made before the unfolded ablation existed have three methods.
-    names = ("floor", "lora", "msplora")
-    if all("msplora_unfolded" in case["peak_rise_median_mib"] for case in results["cases"]):
-        names += ("msplora_unfolded",)
-    rows = [f"| model | targets | peak rise MiB ({', '.join(names)}) | MSPLoRA / LoRA | disk bytes adapters only "
-            "(LoRA, MSPLoRA) | with head (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|"]
+    rows = ["| model | targets | peak rise MiB (floor, LoRA, MSPLoRA, unfolded) | MSPLoRA / LoRA "
+            "| disk bytes adapters only (LoRA, MSPLoRA) | with head (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|"]
     for case in results["cases"]:
-        peaks = ", ".join(f"{case['peak_rise_median_mib'][name]:.1f}" for name in names)
+        peaks = ", ".join(f"{peak:.1f}" for peak in case["peak_rise_median_mib"].values())
         disk = case["disk_bytes"]
         rows.append(
             f"| {case['model']} | {case['targets']} | {peaks} | {case['msplora_over_lora']:.3f} "
@@ -87,15 +78,12 @@ def render_memory(results: dict[str, Any]) -> str:
 
 
 def render_merged(results: dict[str, Any]) -> str:
-    # Records made before the base-copy control existed have no copy_over_base.
-    control = all("copy_over_base" in case for case in results["cases"])
-    rows = ["| model | targets | merged / base | unmerged / base " + ("| base copy / base " if control else "")
-            + "| max abs logit difference (merged vs unmerged) |", "|---|---|---|---|---|" + ("---|" if control else "")]
+    rows = ["| model | targets | merged / base | unmerged / base | base copy / base "
+            "| max abs logit difference (merged vs unmerged) |", "|---|---|---|---|---|---|"]
     for case in results["cases"]:
-        copy_ratio = f"| {_ratio(case['copy_over_base'])} " if control else ""
         rows.append(
             f"| {case['model']} | {case['targets']} | {_ratio(case['merged_over_base'])} "
-            f"| {_ratio(case['unmerged_over_base'])} {copy_ratio}"
+            f"| {_ratio(case['unmerged_over_base'])} | {_ratio(case['copy_over_base'])} "
             f"| {case['max_abs_logit_difference_merged_vs_unmerged']:.1e} |"
         )
     return "\n".join(rows)

@@ -38,6 +38,7 @@ QUICK_MERGED_RECORD = {
             "times": {"clock": "cpu", "cpu": {}, "wall": {}},
             "merged_over_base": {"median": 0.99, "min": 0.95, "max": 1.05, "ratio_of_medians": 0.99},
             "unmerged_over_base": {"median": 1.2, "min": 1.1, "max": 1.3, "ratio_of_medians": 1.2},
+            "copy_over_base": {"median": 1.0, "min": 0.97, "max": 1.02, "ratio_of_medians": 1.0},
         }
     ],
 }
@@ -109,7 +110,7 @@ def test_report_renders_merged_record(tmp_path):
     report = render_report(tmp_path)
 
     assert "## merged.json" in report
-    assert "| tiny-bert | query_value | 0.990 (0.950-1.050) | 1.200 (1.100-1.300) | 1.5e-08 |" in report
+    assert "| tiny-bert | query_value | 0.990 (0.950-1.050) | 1.200 (1.100-1.300) | 1.000 (0.970-1.020) | 1.5e-08 |" in report
     assert "timings on the process CPU-time clock" in report
 
 
