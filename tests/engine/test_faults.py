@@ -18,15 +18,21 @@ def _wait_for(predicate, timeout, interval=0.05):
     raise TimeoutError(f"condition not met within {timeout} s")
 
 
+def _cancel_promptly(engine, run_id, wait_timeout):
+    """Cancel `run_id`, wait for it to end, and check that it ended cancelled within 10 s of the request."""
+    requested = time.monotonic()
+    engine.cancel(run_id)
+    status = engine.wait(run_id, timeout=wait_timeout)
+    assert status.status == "cancelled"
+    assert time.monotonic() - requested < 10
+    return status
+
+
 def test_cancel_stops_within_seconds(engine, make_spec):
     run_id = engine.submit(make_spec(max_steps=5000, save_steps=5000))
     _wait_for(lambda: engine.status(run_id).step >= 3, timeout=120)
 
-    requested = time.monotonic()
-    engine.cancel(run_id)
-    status = engine.wait(run_id, timeout=30)
-    assert status.status == "cancelled"
-    assert time.monotonic() - requested < 10
+    status = _cancel_promptly(engine, run_id, wait_timeout=30)
     assert status.step < 5000
     adapter = engine.artifacts(run_id)["adapter"]
     assert (adapter / "adapter_model.safetensors").exists()
@@ -103,11 +109,7 @@ def test_cancel_abandons_long_evaluation(engine, make_spec, tmp_path, tiny_csv):
     )
     _wait_for(lambda: engine.status(run_id).step >= 1, timeout=120)
 
-    requested = time.monotonic()
-    engine.cancel(run_id)
-    status = engine.wait(run_id, timeout=60)
-    assert status.status == "cancelled"
-    assert time.monotonic() - requested < 10
+    _cancel_promptly(engine, run_id, wait_timeout=60)
     assert engine.metrics(run_id).query("kind == 'eval'").empty  # the evaluation never finished
     assert "evaluation abandoned" in engine.log(run_id)
 
