@@ -5,25 +5,26 @@ For many input rows (a training batch), the cheapest way to apply
     y = x (W0 + B diag(s) A)^T + b
 
 is to build the effective weight W0 + B diag(s) A once (out x R x in multiply-adds)
-and run one matmul, instead of the base matmul plus two skinny ones and an add over
+and run one matmul, instead of the base matmul plus two thin ones and an add over
 the whole output. The backward pass then needs
 
     grad_x = grad_y (W0 + B diag(s) A)           one matmul, the effective weight rebuilt
-    grad_A = diag(s) (grad_y B)^T x              two skinny products over the rows
-    grad_B = grad_y^T (x A^T) diag(s)            two skinny products over the rows
+    grad_A = diag(s) (grad_y B)^T x              two thin products over the rows
+    grad_B = grad_y^T (x A^T) diag(s)            two thin products over the rows
 
-Autograd on the unfolded form computes the skinny products in the layout the
+Autograd on the unfolded form computes the thin products in the layout the
 expression gives. On CPU a product with a thin output such as (N x out) @ (out x R)
 took about twice as long as the same product written as (R x out) @ (out x N)
 (measured with torch 2.13 on one thread, N = 2048, R = 14). So the backward below
-computes every skinny product with the thin side first. It also keeps the effective
+computes every thin product with the thin side first. It also keeps the effective
 weight out of memory between the passes: the weight is rebuilt, at R multiply-adds
 per element.
 
 Folding gives the unfolded result up to float rounding, but it rounds the update into
-the weight's dtype, so `MSPLoRALinear` uses it only when the weight, the adapters and the input are all
-in the same dtype and autocast is off; in bf16 or fp16 the update stays a separate
-product, as in PEFT, so that its small values are not rounded away in the weight.
+the weight's dtype. So `MSPLoRALinear` folds only when the weight, the adapters and
+the input share one dtype and autocast is off. In bf16 or fp16 the update stays a
+separate product, as in PEFT, so that its small values are not rounded away in the
+weight.
 """
 
 from __future__ import annotations
