@@ -50,15 +50,18 @@ def machine_line(results: dict[str, Any]) -> str:
 
 def render_train_step(results: dict[str, Any]) -> str:
     rows = ["| model | targets | MSPLoRA / LoRA | MSPLoRA / floor | LoRA / floor | MSPLoRA / unfolded "
-            "| step s (floor, LoRA, MSPLoRA, unfolded) | trainable (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|---|---|"]
+            "| exact-gradient minimum / floor (MSPLoRA, LoRA) | floor matmul share "
+            "| step s (floor, LoRA, MSPLoRA, unfolded) | trainable (LoRA, MSPLoRA) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for case in results["cases"]:
         # The record keeps the contenders in train_step.py's order: floor, LoRA, MSPLoRA, unfolded.
         times = ", ".join(f"{_median(case['times'], name):.3f}" for name in case["times"]["cpu"])
         params = f"{case['trainable_params']['lora']:,}, {case['trainable_params']['msplora']:,}"
+        minimum = case["exact_gradient_minimum"]
         rows.append(
             f"| {case['model']} | {case['targets']} | {_ratio(case['msplora_over_lora'])} "
             f"| {_ratio(case['msplora_over_floor'])} | {_ratio(case['lora_over_floor'])} "
-            f"| {_ratio(case['msplora_over_unfolded'])} | {times} | {params} |"
+            f"| {_ratio(case['msplora_over_unfolded'])} "
+            f"| {minimum['msplora']:.3f}, {minimum['lora']:.3f} | {case['floor_matmul_share']:.2f} | {times} | {params} |"
         )
     return "\n".join(rows)
 
@@ -180,12 +183,15 @@ def _primary_clock(results: dict[str, Any]) -> str | None:
 
 def render_layer_step(results: dict[str, Any]) -> str:
     rows = ["| model | in -> out | folded / floor | unfolded / floor | folded / unfolded "
-            "| ms per pass (floor, folded, unfolded) |", "|---|---|---|---|---|---|"]
+            "| exact-gradient minimum / floor | ms per pass (floor, folded, unfolded) |", "|---|---|---|---|---|---|---|"]
+    rank = sum(results["level_ranks"])
     for case in results["layers"]:
         times = ", ".join(f"{1000 * _median(case['times'], name):.2f}" for name in ("floor", "folded", "unfolded"))
+        # The adapter gradients' 2 n R (in + out) multiply-adds over the floor's 2 n in out (bench/train_step.py).
+        minimum = 1 + rank * (case["in"] + case["out"]) / (case["in"] * case["out"])
         rows.append(
             f"| {case['model']} | {case['in']} -> {case['out']} | {_ratio(case['folded_over_floor'])} "
-            f"| {_ratio(case['unfolded_over_floor'])} | {_ratio(case['folded_over_unfolded'])} | {times} |"
+            f"| {_ratio(case['unfolded_over_floor'])} | {_ratio(case['folded_over_unfolded'])} | {minimum:.3f} | {times} |"
         )
     names = list(results["thin_products"][0]["products"]) if results["thin_products"] else []
     rows += ["", "| model | in -> out | " + " | ".join(f"{name}: first / last" for name in names) + " |",

@@ -11,6 +11,16 @@ Targets: the query and value projections, then every linear map inside the block
 weight (`msplora.folded`), shows what the fold saves. The contenders run in
 alternation; ratios are medians of per-round ratios.
 
+Beside the timings, each case records the least adapter/floor ratio that any method
+computing exact adapter gradients could reach (`exact_gradient_minimum`). Per adapted
+map with n input rows and total rank R, those gradients need x A^T and grad_y B in
+(n x R) and the two products over the rows that turn them into grad_A and grad_B:
+2 n R (in + out) multiply-adds, against the floor's 2 n in out for the map (forward
+and input gradient). The minimum adds that work, at the floor's own matmul rate, to
+the matmul share of the floor's time (from the PyTorch profiler):
+
+    minimum = 1 + matmul share x (extra multiply-adds / the floor's linear multiply-adds)
+
     python bench/train_step.py                  # MiniLM-L6 and MPNet-base
     python bench/train_step.py --quick          # a tiny BERT built from a config
 """
@@ -18,11 +28,13 @@ alternation; ratios are medians of per-round ratios.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 from transformers import BertConfig, BertForSequenceClassification
 
 import common
@@ -34,6 +46,7 @@ RANK = 8
 ALPHA = 16.0
 HEAD = ["classifier"]
 CONTENDERS = ("floor", "lora", "msplora", "msplora_unfolded")
+MATMUL_OPS = ("aten::mm", "aten::addmm")
 
 
 def main() -> None:
@@ -66,6 +79,8 @@ def main() -> None:
             contenders = build_contenders(base, targets, args.device)
             steps = {name: make_step(model, args.device, batch) for name, model in contenders.items()}
             timings = common.time_alternating(steps, device=args.device, repeats=repeats)
+            share = matmul_share(steps["floor"], args.device)
+            maps = linear_maps(contenders["floor"], batch)
             case = {
                 "model": model_name,
                 "targets": target_set,
@@ -76,13 +91,19 @@ def main() -> None:
                 "msplora_over_floor": common.paired_ratio(timings.primary, "msplora", "floor"),
                 "lora_over_floor": common.paired_ratio(timings.primary, "lora", "floor"),
                 "msplora_over_unfolded": common.paired_ratio(timings.primary, "msplora", "msplora_unfolded"),
+                "floor_matmul_share": share,
+                "exact_gradient_minimum": {
+                    "msplora": exact_gradient_minimum(maps, targets, msplora_config(targets).total_rank, share),
+                    "lora": exact_gradient_minimum(maps, targets, RANK, share),
+                },
             }
             results["cases"].append(case)
             print(
                 f"{model_name} {target_set}: MSPLoRA/LoRA {case['msplora_over_lora']['median']:.3f}, "
                 f"MSPLoRA/floor {case['msplora_over_floor']['median']:.3f}, "
                 f"LoRA/floor {case['lora_over_floor']['median']:.3f}, "
-                f"folded/unfolded {case['msplora_over_unfolded']['median']:.3f}",
+                f"folded/unfolded {case['msplora_over_unfolded']['median']:.3f}, "
+                f"exact-gradient minimum {case['exact_gradient_minimum']['msplora']:.3f}",
                 flush=True,
             )
             common.write_results(args.out, results)
@@ -150,13 +171,16 @@ def build_contenders(base: nn.Module, targets: list[str], device: str) -> dict[s
     lora_config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=targets, modules_to_save=HEAD)
     lora = get_peft_model(copy.deepcopy(base), lora_config).to(device)
 
-    msplora_config = MSPLoRAConfig(target_modules=targets, rank=RANK, rank_decay=2.0, mid_groups=3, alpha=ALPHA,
-                                   modules_to_save=HEAD)
-    msplora = get_msplora_model(copy.deepcopy(base), msplora_config).to(device)
-    unfolded = get_msplora_model(copy.deepcopy(base), msplora_config).to(device)
+    msplora = get_msplora_model(copy.deepcopy(base), msplora_config(targets)).to(device)
+    unfolded = get_msplora_model(copy.deepcopy(base), msplora_config(targets)).to(device)
     for _, layer in unfolded.msplora_layers():
         layer.fold = False  # ablation: always the two thin matmuls beside the base layer
     return {"floor": floor, "lora": lora, "msplora": msplora, "msplora_unfolded": unfolded}
+
+
+def msplora_config(targets: list[str]) -> MSPLoRAConfig:
+    """MSPLoRA 8/4/2 on `targets`: every map gets global, mid and layer ranks, 14 in all."""
+    return MSPLoRAConfig(target_modules=targets, rank=RANK, rank_decay=2.0, mid_groups=3, alpha=ALPHA, modules_to_save=HEAD)
 
 
 def make_step(model: nn.Module, device: str, batch: dict[str, torch.Tensor]):
@@ -177,6 +201,61 @@ def make_step(model: nn.Module, device: str, batch: dict[str, torch.Tensor]):
             optimizer.zero_grad(set_to_none=True)
 
     return step
+
+
+def matmul_share(step: Callable[[], None], device: str) -> float:
+    """Return the share of a step's time spent in matmuls (aten::mm, aten::addmm), from the profiler."""
+    activities = [ProfilerActivity.CPU]
+    # NOTE: the CUDA branch (kernel times from the profiler) has not run on a GPU yet.
+    if device.startswith("cuda"):
+        activities.append(ProfilerActivity.CUDA)
+    step()  # warm-up outside the profile
+    with profile(activities=activities) as profiler:
+        for _ in range(3):
+            step()
+        common.synchronize(device)
+    events = profiler.key_averages()
+    if device.startswith("cuda"):
+        # Kernels are the leaves that carry device time; an op's total includes the kernels it launched.
+        total = sum(event.self_device_time_total for event in events)
+        return sum(event.device_time_total for event in events if event.key in MATMUL_OPS) / total
+    total = sum(event.self_cpu_time_total for event in events)
+    return sum(event.self_cpu_time_total for event in events if event.key in MATMUL_OPS) / total
+
+
+def linear_maps(model: nn.Module, batch: dict[str, torch.Tensor]) -> list[tuple[str, int, int, int]]:
+    """Run one forward and return (path, input rows, in, out) for every linear map it called."""
+    maps: list[tuple[str, int, int, int]] = []
+    handles = [
+        module.register_forward_hook(
+            lambda module, inputs, output, path=path: maps.append(
+                (path, inputs[0].numel() // module.in_features, module.in_features, module.out_features)
+            )
+        )
+        for path, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+    ]
+    try:
+        with torch.no_grad():
+            model(**batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return maps
+
+
+def exact_gradient_minimum(maps: list[tuple[str, int, int, int]], targets: list[str], rank: int, share: float) -> float:
+    """Return the least step/floor ratio for exact gradients of rank-`rank` adapters on `targets`.
+
+    The formula and its assumption (extra products at the floor's matmul rate) are in the module docstring.
+    """
+    floor_macs = sum(2 * rows * in_features * out_features for _, rows, in_features, out_features in maps)
+    extra_macs = sum(
+        2 * rows * rank * (in_features + out_features)
+        for path, rows, in_features, out_features in maps
+        if any(path == target or path.endswith("." + target) for target in targets)  # PEFT's matching rule
+    )
+    return 1.0 + share * extra_macs / floor_macs
 
 
 def trainable_count(model: nn.Module) -> int:

@@ -87,6 +87,7 @@ def test_train_step_quick(tmp_path):
         assert_ratio(case["msplora_over_floor"])
         assert_ratio(case["msplora_over_unfolded"])
         assert case["trainable_params"]["floor"] == 0
+        assert 0.0 < case["floor_matmul_share"] < 1.0
 
     # Query and value maps are 64 -> 64 in each of the 4 blocks.
     # LoRA r=8: 8 * (64 + 64) per map. MSPLoRA per role: global 8, mid 3 groups of rank 4,
@@ -102,6 +103,19 @@ def test_train_step_quick(tmp_path):
     assert cases["all_linear"]["trainable_params"]["lora"] == 8 * per_unit * TINY_BLOCKS + TINY_HEAD
     assert cases["all_linear"]["trainable_params"]["msplora"] == (8 + 3 * 4 + TINY_BLOCKS * 2) * per_unit + TINY_HEAD
     assert cases["all_linear"]["trainable_params"]["msplora_unfolded"] == (8 + 3 * 4 + TINY_BLOCKS * 2) * per_unit + TINY_HEAD
+
+    # Exact-gradient minimum (formula in train_step.py): per adapted map 2 R (in + out) extra
+    # multiply-adds per row against the floor's 2 in out, the floor's rows and maps alike.
+    # Every map of the tiny BERT runs on 4 x 16 rows except the pooler and the head (4 rows each).
+    rows, sequences = 4 * 16, 4
+    block = 4 * TINY_HIDDEN * TINY_HIDDEN + 2 * TINY_HIDDEN * TINY_INTERMEDIATE
+    floor_macs = 2 * (rows * TINY_BLOCKS * block + sequences * (TINY_HIDDEN * TINY_HIDDEN + TINY_HIDDEN * 2))
+    for targets, per_row in (("query_value", 2 * per_map), ("all_linear", per_unit)):
+        case = cases[targets]
+        total_ranks = {"msplora": 8 + 4 + 2, "lora": 8}
+        for method, rank in total_ranks.items():
+            expected = 1 + case["floor_matmul_share"] * 2 * rows * TINY_BLOCKS * rank * per_row / floor_macs
+            assert case["exact_gradient_minimum"][method] == pytest.approx(expected, rel=1e-12)
 
 
 def test_report_renders_merged_record(tmp_path):
