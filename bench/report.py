@@ -162,6 +162,14 @@ def render_quality(results: dict[str, Any]) -> str:
                 f"| {summary['eval_accuracy_mean']:.4f} ± {summary['eval_accuracy_std']:.4f} "
                 f"({summary['eval_accuracy_min']:.4f}-{summary['eval_accuracy_max']:.4f}) |"
             )
+        rates = results["protocol"]["learning_rates"]
+        first_seed = results["protocol"]["seeds"][0]
+        rows += ["", "| method | dev accuracy at " + ", ".join(f"{rate:g}" for rate in rates) + f" (seed {first_seed}) |",
+                 "|---|---|"]
+        for label in setting["summary"]:
+            dev = {run["learning_rate"]: run["dev_accuracy"] for run in setting["runs"]
+                   if run["method"] == label and run["seed"] == first_seed}
+            rows.append(f"| {label} | " + ", ".join(f"{dev[rate]:.3f}" if rate in dev else "-" for rate in rates) + " |")
         rows += ["", "| method | lr | seed | dev accuracy | eval accuracy | train s |", "|---|---|---|---|---|---|"]
         for run in setting["runs"]:
             rows.append(

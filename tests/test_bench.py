@@ -221,6 +221,12 @@ def test_quality_quick(tmp_path):
     summary = setting["summary"]
     assert summary["MSPLoRA 8/4/2"]["adapter_params"] < summary["LoRA r=8"]["adapter_params"]
 
+    # The report lists each method's dev accuracy at every rate of the grid, for the first seed.
+    dev = {run["method"]: f"{run['dev_accuracy']:.3f}" for run in setting["runs"]}
+    report = render_report(tmp_path)
+    assert f"| MSPLoRA 8/4/2 | {dev['MSPLoRA 8/4/2']} |" in report
+    assert f"| LoRA r=8 | {dev['LoRA r=8']} |" in report
+
 
 def test_layer_step_quick(tmp_path):
     results = run_quick("layer_step.py", tmp_path / "layer_step.json")
@@ -237,4 +243,7 @@ def test_layer_step_quick(tmp_path):
         assert len(case["products"]) == 4
         for product in case["products"].values():
             assert_ratio(product["first_over_last"])
-    assert "| tiny-bert | 64 -> 128 |" in render_report(tmp_path)
+    report = render_report(tmp_path)
+    assert "| tiny-bert | 64 -> 128 |" in report
+    # Exact-gradient minimum of a 64 -> 128 map at rank 14: 1 + 14 * (64 + 128) / (64 * 128).
+    assert "| 1.328 |" in report
