@@ -188,6 +188,19 @@ def paired_ratio(samples: dict[str, list[float]], numerator: str, denominator: s
     }
 
 
+def frozen_map_macs(in_features: int, out_features: int) -> int:
+    """Return the multiply-adds per input row of a frozen linear map's forward and input gradient."""
+    return 2 * in_features * out_features
+
+
+def adapter_gradient_macs(rank: int, in_features: int, out_features: int) -> int:
+    """Return the multiply-adds per input row that exact gradients of a rank-`rank` adapter add.
+
+    The four products are x A^T, grad_y B, and the two over the rows that give grad_A and grad_B.
+    """
+    return 2 * rank * (in_features + out_features)
+
+
 def summarise_times(samples: list[float]) -> dict[str, float]:
     """Summarise timings in seconds: median, minimum, maximum and count."""
     return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples), "n": len(samples)}

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS_DIR
+from common import RESULTS_DIR, adapter_gradient_macs, frozen_map_macs
 
 
 def main() -> None:
@@ -195,8 +195,7 @@ def render_layer_step(results: dict[str, Any]) -> str:
     rank = sum(results["level_ranks"])
     for case in results["layers"]:
         times = ", ".join(f"{1000 * _median(case['times'], name):.2f}" for name in ("floor", "folded", "unfolded"))
-        # The adapter gradients' 2 n R (in + out) multiply-adds over the floor's 2 n in out (bench/train_step.py).
-        minimum = 1 + rank * (case["in"] + case["out"]) / (case["in"] * case["out"])
+        minimum = 1 + adapter_gradient_macs(rank, case["in"], case["out"]) / frozen_map_macs(case["in"], case["out"])
         rows.append(
             f"| {case['model']} | {case['in']} -> {case['out']} | {_ratio(case['folded_over_floor'])} "
             f"| {_ratio(case['unfolded_over_floor'])} | {_ratio(case['folded_over_unfolded'])} | {minimum:.3f} | {times} |"

@@ -249,9 +249,11 @@ def exact_gradient_minimum(maps: list[tuple[str, int, int, int]], targets: list[
 
     The formula and its assumption (extra products at the floor's matmul rate) are in the module docstring.
     """
-    floor_macs = sum(2 * rows * in_features * out_features for _, rows, in_features, out_features in maps)
+    floor_macs = sum(
+        rows * common.frozen_map_macs(in_features, out_features) for _, rows, in_features, out_features in maps
+    )
     extra_macs = sum(
-        2 * rows * rank * (in_features + out_features)
+        rows * common.adapter_gradient_macs(rank, in_features, out_features)
         for path, rows, in_features, out_features in maps
         if any(path == target or path.endswith("." + target) for target in targets)  # PEFT's matching rule
     )

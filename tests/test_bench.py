@@ -110,9 +110,9 @@ def test_train_step_quick(tmp_path):
     rows, sequences = 4 * 16, 4
     block = 4 * TINY_HIDDEN * TINY_HIDDEN + 2 * TINY_HIDDEN * TINY_INTERMEDIATE
     floor_macs = 2 * (rows * TINY_BLOCKS * block + sequences * (TINY_HIDDEN * TINY_HIDDEN + TINY_HIDDEN * 2))
+    total_ranks = {"msplora": 8 + 4 + 2, "lora": 8}
     for targets, per_row in (("query_value", 2 * per_map), ("all_linear", per_unit)):
         case = cases[targets]
-        total_ranks = {"msplora": 8 + 4 + 2, "lora": 8}
         for method, rank in total_ranks.items():
             expected = 1 + case["floor_matmul_share"] * 2 * rows * TINY_BLOCKS * rank * per_row / floor_macs
             assert case["exact_gradient_minimum"][method] == pytest.approx(expected, rel=1e-12)
