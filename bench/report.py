@@ -150,6 +150,8 @@ def render_engine(results: dict[str, Any]) -> str:
 
 def render_quality(results: dict[str, Any]) -> str:
     rows = []
+    rates = results["protocol"]["learning_rates"]
+    first_seed = results["protocol"]["seeds"][0]
     for setting in results["settings"]:
         rows += [f"{setting['model']} on {setting['dataset']}, {setting['max_steps']} steps, rows {setting.get('rows')}, "
                  f"majority baseline {setting.get('majority_baseline', float('nan')):.4f}:", "",
@@ -162,8 +164,6 @@ def render_quality(results: dict[str, Any]) -> str:
                 f"| {summary['eval_accuracy_mean']:.4f} ± {summary['eval_accuracy_std']:.4f} "
                 f"({summary['eval_accuracy_min']:.4f}-{summary['eval_accuracy_max']:.4f}) |"
             )
-        rates = results["protocol"]["learning_rates"]
-        first_seed = results["protocol"]["seeds"][0]
         rows += ["", "| method | dev accuracy at " + ", ".join(f"{rate:g}" for rate in rates) + f" (seed {first_seed}) |",
                  "|---|---|"]
         for label in setting["summary"]:
